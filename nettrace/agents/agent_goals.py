@@ -1,0 +1,530 @@
+"""The operator's three rules and the ``GoalValidator`` that every order passes through.
+
+This module is the single source of truth for the trading rules (DESIGN §1, §3). The
+thresholds below are law: configuration and the risk controller may *tighten* them, never
+loosen them, and ``GoalThresholds`` refuses to be built looser.
+
+The validator fails closed. Any input it cannot make sense of -- NaN, infinities, values out
+of range, ``None``, unknown sides or regimes, wrong types -- yields a refusal that names the
+problem, never an exception, because an exception in the trading path could skip a check.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, Protocol
+
+import structlog
+
+from nettrace.domain.fees import FeeSchedule
+from nettrace.domain.numbers import finite_float, strict_int
+from nettrace.domain.types import ExitReason, Regime, Side, parse_regime, parse_side
+
+_log = structlog.get_logger(__name__)
+
+# --- The law -----------------------------------------------------------------------------------
+#: Lowest aggregated confidence (a fraction in [0, 1]) at which a signal-driven order may be placed.
+MIN_CONFIDENCE = 0.70
+#: Fewest distinct, agreeing signal generators needed for a signal-driven order.
+MIN_SIGNAL_COUNT = 2
+#: Expected move an entry must clear *on top of* round-trip maker fees (fraction of price).
+DEFAULT_ENTRY_MARGIN = 0.001
+#: HARDSTOP: trading halts everywhere when equity falls more than this fraction below its value
+#: at the start of the UTC day (mark-to-market, unrealised losses count).
+HARDSTOP_DAILY_LOSS = 0.05
+#: Relative slack on the fee comparisons, for float representation only (2 x 0.004 + 0.001 is
+#: 0.009000000000000001 in binary): an expected move of exactly 0.9% meets a 0.9% hurdle. It is
+#: orders of magnitude below any exchange's price tick, so it never lets a real loss through.
+FLOAT_TOLERANCE = 1e-12
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One of the operator's immutable rules and how the system enforces it."""
+
+    number: int
+    name: str
+    enforcement: str
+
+
+RULES: tuple[Rule, ...] = (
+    Rule(
+        1,
+        "Never lose money",
+        "A SELL that would realise a loss after fees is refused unless it is a risk exit "
+        "(stop-loss or HARDSTOP flatten) flagged by the risk controller.",
+    ),
+    Rule(
+        2,
+        "Always make money",
+        "An entry's expected move must clear round-trip maker fees (2 x maker fee) plus a margin.",
+    ),
+    Rule(
+        3,
+        "Grow money faster",
+        "Only high-conviction trades: confidence >= the threshold from at least the minimum "
+        "number of agreeing signal generators, and no buying into a downtrend.",
+    ),
+)
+
+
+class RefusalCode(StrEnum):
+    """Machine-readable reasons for a refusal; stable strings stored in the audit trail."""
+
+    INVALID_CONFIDENCE = "invalid_confidence"
+    CONFIDENCE_BELOW_THRESHOLD = "confidence_below_threshold"
+    INVALID_SIGNAL_COUNT = "invalid_signal_count"
+    TOO_FEW_SIGNALS = "too_few_signals"
+    UNKNOWN_SIDE = "unknown_side"
+    UNKNOWN_REGIME = "unknown_regime"
+    BUY_IN_DOWNTREND = "buy_in_downtrend"
+    EXPECTED_MOVE_MISSING = "expected_move_missing"
+    INVALID_EXPECTED_MOVE = "invalid_expected_move"
+    MOVE_BELOW_FEES = "move_below_fees"
+    EXIT_PRICES_MISSING = "exit_prices_missing"
+    INVALID_PRICE = "invalid_price"
+    INVALID_FEE = "invalid_fee"
+    EXIT_REALISES_LOSS = "exit_realises_loss"
+    INVALID_EXIT_REASON = "invalid_exit_reason"
+    AUDIT_UNAVAILABLE = "audit_unavailable"
+    INTERNAL_ERROR = "internal_error"
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """Why a proposal was refused: a stable code, the rule it protects (if any) and a sentence."""
+
+    code: RefusalCode
+    message: str
+    rule: int | None = None
+
+    def __str__(self) -> str:
+        return self.message
+
+
+@dataclass(frozen=True, slots=True)
+class GoalThresholds:
+    """The gate's thresholds. Construction refuses anything looser than the law.
+
+    ``min_confidence`` is a fraction in [0, 1]; ``entry_margin`` is a fraction of price added to
+    the round-trip maker fee when checking an entry's expected move.
+    """
+
+    min_confidence: float = MIN_CONFIDENCE
+    min_signal_count: int = MIN_SIGNAL_COUNT
+    entry_margin: float = DEFAULT_ENTRY_MARGIN
+
+    def __post_init__(self) -> None:
+        confidence = finite_float(self.min_confidence)
+        if confidence is None or not MIN_CONFIDENCE <= confidence <= 1.0:
+            raise ValueError(
+                f"min_confidence must be in [{MIN_CONFIDENCE}, 1.0], got {self.min_confidence!r}"
+            )
+        count = strict_int(self.min_signal_count)
+        if count is None or count < MIN_SIGNAL_COUNT:
+            raise ValueError(
+                f"min_signal_count must be an integer >= {MIN_SIGNAL_COUNT}, "
+                f"got {self.min_signal_count!r}"
+            )
+        margin = finite_float(self.entry_margin)
+        if margin is None or not 0.0 <= margin < 1.0:
+            raise ValueError(f"entry_margin must be in [0, 1), got {self.entry_margin!r}")
+
+    def tightened(
+        self,
+        *,
+        min_confidence: float | None = None,
+        min_signal_count: int | None = None,
+        entry_margin: float | None = None,
+    ) -> GoalThresholds:
+        """Return thresholds at least as strict as these; a looser value is ignored, not applied."""
+        return GoalThresholds(
+            min_confidence=max(self.min_confidence, min_confidence or 0.0),
+            min_signal_count=max(self.min_signal_count, min_signal_count or 0),
+            entry_margin=max(self.entry_margin, entry_margin or 0.0),
+        )
+
+    def at_least_as_strict_as(self, other: GoalThresholds) -> bool:
+        return (
+            self.min_confidence >= other.min_confidence
+            and self.min_signal_count >= other.min_signal_count
+            and self.entry_margin >= other.entry_margin
+        )
+
+
+#: The law itself, for callers that need to compare against it.
+LAW = GoalThresholds()
+
+
+@dataclass(frozen=True, slots=True)
+class TradeProposal:
+    """What a caller wants to do, with everything the rules need to judge it.
+
+    Units: ``confidence`` is a fraction in [0, 1]; ``expected_move`` is a fraction of the entry
+    price (0.012 = +1.2%); prices are quote currency per unit of base; fee rates are fractions.
+    Fields are typed loosely on purpose (``object``) because the validator must judge garbage
+    input too, and refuse it, rather than trust the caller's types.
+    """
+
+    side: object
+    confidence: object
+    signal_count: object
+    regime: object
+    symbol: str = ""
+    #: BUY only: the move the signals expect, as a fraction of price.
+    expected_move: object = None
+    #: SELL only: the position's cost per unit (quote) and the intended exit price.
+    entry_price: object = None
+    exit_price: object = None
+    #: SELL only: the fee rate paid at entry; ``None`` means the schedule's maker rate.
+    entry_fee_rate: object = None
+    #: SELL only: a risk exit (stop-loss, HARDSTOP) may realise a loss; a signal exit may not.
+    exit_reason: object = ExitReason.SIGNAL
+
+
+@dataclass(frozen=True, slots=True)
+class TradeDecision:
+    """The validator's verdict on one proposal, with every reason it was refused."""
+
+    approved: bool
+    proposal: TradeProposal
+    refusals: tuple[Refusal, ...]
+    thresholds: GoalThresholds
+    fees: FeeSchedule
+    decided_at: datetime
+    decision_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+    @property
+    def reasons(self) -> list[str]:
+        """Human-readable refusal reasons; empty when approved."""
+        return [refusal.message for refusal in self.refusals]
+
+    @property
+    def codes(self) -> list[RefusalCode]:
+        return [refusal.code for refusal in self.refusals]
+
+    def to_record(self) -> dict[str, Any]:
+        """A JSON-serialisable form for the audit trail (values: str, number, bool or None)."""
+        proposal = {key: _jsonable(value) for key, value in asdict(self.proposal).items()}
+        return {
+            "decision_id": self.decision_id,
+            "decided_at": self.decided_at.isoformat(),
+            "approved": self.approved,
+            "symbol": self.proposal.symbol,
+            "inputs": proposal,
+            "refusals": [
+                {"code": r.code.value, "rule": r.rule, "message": r.message} for r in self.refusals
+            ],
+            "thresholds": asdict(self.thresholds),
+            "fees": asdict(self.fees),
+        }
+
+
+class DecisionRecorder(Protocol):
+    """Anything that durably records decisions (the store implements this)."""
+
+    def record(self, decision: TradeDecision) -> None: ...
+
+
+class MemoryDecisionRecorder:
+    """Keeps decisions in a list: for backtests and tests, where no database is wanted."""
+
+    def __init__(self) -> None:
+        self.decisions: list[TradeDecision] = []
+
+    def record(self, decision: TradeDecision) -> None:
+        self.decisions.append(decision)
+
+
+class GoalValidator:
+    """The one gate between a trading idea and the exchange.
+
+    ``should_trade`` is the seed's quick check on the law's thresholds. ``evaluate`` is the full
+    judgement every order goes through: it applies all three rules, returns a ``TradeDecision``
+    with every reason for refusal, and records the decision -- taken or refused -- so the
+    operator can ask why the system did or did not trade. If recording fails the decision is
+    turned into a refusal, because an order without a recorded approval must not exist.
+    """
+
+    def __init__(
+        self,
+        thresholds: GoalThresholds = LAW,
+        fees: FeeSchedule | None = None,
+        recorder: DecisionRecorder | None = None,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.thresholds = thresholds
+        self.fees = fees or FeeSchedule()
+        self.recorder = recorder
+        self._clock = clock or (lambda: datetime.now(UTC))
+
+    @staticmethod
+    def should_trade(
+        confidence: object, signal_count: object, side: object, regime: object
+    ) -> bool:
+        """True only if a signal-driven order passes the law's gate (DESIGN §3).
+
+        confidence >= 0.70, signal_count >= 2 distinct agreeing generators, and not a BUY in a
+        downtrend. Anything malformed returns False; this never raises.
+        """
+        try:
+            return not _gate_refusals(confidence, signal_count, side, regime, LAW)
+        except Exception:
+            return False
+
+    def evaluate(
+        self, proposal: TradeProposal, *, thresholds: GoalThresholds | None = None
+    ) -> TradeDecision:
+        """Judge ``proposal`` against all three rules, record the decision and return it.
+
+        ``thresholds`` lets the risk controller pass tightened thresholds for this call; they
+        are combined with the validator's own so that the stricter value always wins.
+        """
+        effective = self.thresholds
+        if thresholds is not None:
+            effective = effective.tightened(
+                min_confidence=thresholds.min_confidence,
+                min_signal_count=thresholds.min_signal_count,
+                entry_margin=thresholds.entry_margin,
+            )
+        try:
+            refusals = tuple(self._refusals(proposal, effective))
+        except Exception as exc:
+            _log.error("goal_validator_internal_error", error=repr(exc))
+            refusals = (Refusal(RefusalCode.INTERNAL_ERROR, f"validator error: {exc!r}"),)
+        decision = TradeDecision(
+            approved=not refusals,
+            proposal=proposal,
+            refusals=refusals,
+            thresholds=effective,
+            fees=self.fees,
+            decided_at=self._clock(),
+        )
+        if self.recorder is None:
+            return decision
+        try:
+            self.recorder.record(decision)
+        except Exception as exc:
+            _log.error("decision_not_recorded", decision_id=decision.decision_id, error=repr(exc))
+            return replace(
+                decision,
+                approved=False,
+                refusals=(
+                    *decision.refusals,
+                    Refusal(RefusalCode.AUDIT_UNAVAILABLE, f"decision not recorded: {exc!r}"),
+                ),
+            )
+        return decision
+
+    def _refusals(self, proposal: TradeProposal, thresholds: GoalThresholds) -> list[Refusal]:
+        side = parse_side(proposal.side)
+        exit_reason = _parse_exit_reason(proposal.exit_reason)
+        if side is Side.SELL and exit_reason is not None and exit_reason.is_risk_exit:
+            # A flagged risk exit closes a position whatever the signals say: refusing a stop
+            # would break rule 1 harder than taking it.
+            return []
+        refusals = _gate_refusals(
+            proposal.confidence, proposal.signal_count, proposal.side, proposal.regime, thresholds
+        )
+        if exit_reason is None:
+            refusals.append(
+                Refusal(
+                    RefusalCode.INVALID_EXIT_REASON,
+                    f"exit_reason {proposal.exit_reason!r} is not one of "
+                    f"{', '.join(r.value for r in ExitReason)}",
+                )
+            )
+        if side is Side.BUY:
+            refusals.extend(entry_refusals(proposal.expected_move, self.fees, thresholds))
+        elif side is Side.SELL:
+            entry_fee = (
+                self.fees.maker if proposal.entry_fee_rate is None else proposal.entry_fee_rate
+            )
+            refusals.extend(
+                exit_refusals(proposal.entry_price, proposal.exit_price, entry_fee, self.fees)
+            )
+        return refusals
+
+
+def entry_refusals(
+    expected_move: object, fees: FeeSchedule, thresholds: GoalThresholds = LAW
+) -> list[Refusal]:
+    """Rule 2 at entry: the expected move (fraction) must reach 2 x maker fee + margin."""
+    if expected_move is None:
+        return [
+            Refusal(
+                RefusalCode.EXPECTED_MOVE_MISSING,
+                "expected_move is missing, so rule 2 (clear the fees) cannot be checked",
+                rule=2,
+            )
+        ]
+    move = finite_float(expected_move)
+    if move is None:
+        return [
+            Refusal(
+                RefusalCode.INVALID_EXPECTED_MOVE,
+                f"expected_move {expected_move!r} is not a finite number",
+                rule=2,
+            )
+        ]
+    hurdle = required_entry_move(fees, thresholds)
+    if move < hurdle - FLOAT_TOLERANCE * max(1.0, abs(hurdle)):
+        return [
+            Refusal(
+                RefusalCode.MOVE_BELOW_FEES,
+                f"expected move {move:.4%} does not clear round-trip fees plus margin "
+                f"{hurdle:.4%} (2 x maker {fees.maker:.2%} + margin {thresholds.entry_margin:.2%})",
+                rule=2,
+            )
+        ]
+    return []
+
+
+def required_entry_move(fees: FeeSchedule, thresholds: GoalThresholds = LAW) -> float:
+    """The smallest expected move (fraction of price) an entry may have: 2 x maker + margin."""
+    return fees.round_trip_maker + thresholds.entry_margin
+
+
+def exit_refusals(
+    entry_price: object, exit_price: object, entry_fee_rate: object, fees: FeeSchedule
+) -> list[Refusal]:
+    """Rule 1 at exit: a signal-driven SELL must not realise a loss after fees.
+
+    Both legs' fees count: the position cost ``entry_price * (1 + entry_fee_rate)`` per unit,
+    and a maker exit returns ``exit_price * (1 - maker)`` per unit. Breaking even is not a loss.
+    """
+    if entry_price is None or exit_price is None:
+        return [
+            Refusal(
+                RefusalCode.EXIT_PRICES_MISSING,
+                "entry_price and exit_price are needed to check that the exit realises no loss",
+                rule=1,
+            )
+        ]
+    entry, exit_ = finite_float(entry_price), finite_float(exit_price)
+    fee = finite_float(entry_fee_rate)
+    bad = [
+        Refusal(RefusalCode.INVALID_PRICE, f"{name} {raw!r} is not a positive finite number", 1)
+        for name, raw, value in (
+            ("entry_price", entry_price, entry),
+            ("exit_price", exit_price, exit_),
+        )
+        if value is None or value <= 0.0
+    ]
+    if fee is None or not 0.0 <= fee < 1.0:
+        bad.append(
+            Refusal(
+                RefusalCode.INVALID_FEE,
+                f"entry_fee_rate {entry_fee_rate!r} is not a fraction in [0, 1)",
+                rule=1,
+            )
+        )
+    if bad or entry is None or exit_ is None or fee is None:
+        return bad
+    cost = entry * (1.0 + fee)
+    proceeds = exit_ * (1.0 - fees.maker)
+    if proceeds < cost * (1.0 - FLOAT_TOLERANCE):
+        return [
+            Refusal(
+                RefusalCode.EXIT_REALISES_LOSS,
+                f"selling at {exit_:.8g} realises a loss after fees: proceeds {proceeds:.8g} "
+                f"< cost {cost:.8g} per unit "
+                f"(break-even {breakeven_exit_price(entry, fee, fees):.8g})",
+                rule=1,
+            )
+        ]
+    return []
+
+
+def breakeven_exit_price(entry_price: float, entry_fee_rate: float, fees: FeeSchedule) -> float:
+    """The lowest maker exit price (quote per unit) that realises no loss after both fees."""
+    return entry_price * (1.0 + entry_fee_rate) / (1.0 - fees.maker)
+
+
+def _gate_refusals(
+    confidence: object,
+    signal_count: object,
+    side: object,
+    regime: object,
+    thresholds: GoalThresholds,
+) -> list[Refusal]:
+    """Rule 3's gate: conviction, agreement and trend. Collects every failing reason."""
+    refusals: list[Refusal] = []
+    conf = finite_float(confidence)
+    if conf is None or not 0.0 <= conf <= 1.0:
+        refusals.append(
+            Refusal(
+                RefusalCode.INVALID_CONFIDENCE,
+                f"confidence {confidence!r} is not a number in [0, 1]",
+                rule=3,
+            )
+        )
+    elif conf < thresholds.min_confidence:
+        refusals.append(
+            Refusal(
+                RefusalCode.CONFIDENCE_BELOW_THRESHOLD,
+                f"confidence {conf:.4f} is below {thresholds.min_confidence:.2f}",
+                rule=3,
+            )
+        )
+    count = strict_int(signal_count)
+    if count is None or count < 0:
+        refusals.append(
+            Refusal(
+                RefusalCode.INVALID_SIGNAL_COUNT,
+                f"signal_count {signal_count!r} is not a non-negative integer",
+                rule=3,
+            )
+        )
+    elif count < thresholds.min_signal_count:
+        refusals.append(
+            Refusal(
+                RefusalCode.TOO_FEW_SIGNALS,
+                f"only {count} agreeing signal(s); {thresholds.min_signal_count} needed",
+                rule=3,
+            )
+        )
+    parsed_side = parse_side(side)
+    parsed_regime = parse_regime(regime)
+    if parsed_side is None:
+        refusals.append(
+            Refusal(RefusalCode.UNKNOWN_SIDE, f"side {side!r} is not BUY or SELL", rule=3)
+        )
+    if parsed_regime is None:
+        refusals.append(
+            Refusal(
+                RefusalCode.UNKNOWN_REGIME,
+                f"regime {regime!r} is not uptrend, downtrend or neutral",
+                rule=3,
+            )
+        )
+    if parsed_side is Side.BUY and parsed_regime is Regime.DOWNTREND:
+        refusals.append(Refusal(RefusalCode.BUY_IN_DOWNTREND, "no buying in a downtrend", rule=3))
+    return refusals
+
+
+def _parse_exit_reason(value: object) -> ExitReason | None:
+    if isinstance(value, ExitReason):
+        return value
+    if isinstance(value, str):
+        try:
+            return ExitReason(value.strip().lower())
+        except ValueError:
+            return None
+    return None
+
+
+def _jsonable(value: object) -> object:
+    """Turn a proposal field into something JSON can hold without losing what it was."""
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else repr(value)
+    if isinstance(value, StrEnum):
+        return value.value
+    return repr(value)

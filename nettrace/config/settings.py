@@ -1,0 +1,299 @@
+"""One settings object for the whole process.
+
+Sources, strongest first: the environment (``NETTRACE_*``, plus the deployment's own
+``FLY_REGION``, ``PRIMARY_REGION`` and ``DATABASE_URL``), then an optional TOML config file,
+then the defaults. Secrets are read only from the environment: a config file that holds one is
+refused, so a file committed by mistake cannot leak a key.
+
+Trading thresholds here can only be tightened: their bounds come from ``agent_goals``, so a
+setting looser than the law is an invalid setting, not a silent override.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from nettrace.agents.agent_goals import (
+    DEFAULT_ENTRY_MARGIN,
+    MIN_CONFIDENCE,
+    MIN_SIGNAL_COUNT,
+    GoalThresholds,
+)
+from nettrace.agents.risk_controller import RiskLimits
+from nettrace.domain.fees import DEFAULT_MAKER_FEE, DEFAULT_TAKER_FEE, FeeSchedule
+
+ENV_PREFIX = "NETTRACE_"
+CONFIG_ENV_VAR = "NETTRACE_CONFIG"
+_DEFAULTS = RiskLimits()
+_REGION_CODE = re.compile(r"[a-z]{3}")
+
+
+class SettingsError(Exception):
+    """An invalid setting, described in one line that names the setting and the bad value."""
+
+
+class Settings(BaseSettings):
+    """Process settings. Read them with ``load_settings()``; the object is immutable."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        extra="forbid",
+        populate_by_name=True,
+        frozen=True,
+        case_sensitive=False,
+    )
+
+    # --- Deployment -------------------------------------------------------------------------
+    region: str = Field(
+        "ewr",
+        validation_alias=AliasChoices("FLY_REGION", "NETTRACE_REGION"),
+        description="This process's region code (Fly.io's FLY_REGION).",
+    )
+    primary_region: str = Field(
+        "ewr",
+        validation_alias=AliasChoices("PRIMARY_REGION", "NETTRACE_PRIMARY_REGION"),
+        description="The only region allowed to place orders.",
+    )
+    database_url: SecretStr | None = Field(
+        None,
+        validation_alias=AliasChoices("DATABASE_URL", "NETTRACE_DATABASE_URL"),
+        description="SQLAlchemy URL; a SQLite file under data_dir when unset.",
+    )
+    data_dir: Path = Field(
+        Path.home() / ".nettrace",
+        description="Where the default SQLite database and candle files live.",
+    )
+    mode: Literal["paper", "live"] = Field(
+        "paper", description="Paper trading unless live is asked for explicitly."
+    )
+    handoff_path: Path | None = Field(
+        None, description="A HANDOFF.md whose HARDSTOP line halts trading."
+    )
+
+    # --- Logging ----------------------------------------------------------------------------
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["auto", "json", "console"] = Field(
+        "auto", description="auto: readable on a terminal, JSON otherwise."
+    )
+
+    # --- Fees (fractions of notional) -------------------------------------------------------
+    maker_fee: float = Field(DEFAULT_MAKER_FEE, ge=0.0, lt=1.0)
+    taker_fee: float = Field(DEFAULT_TAKER_FEE, ge=0.0, lt=1.0)
+
+    # --- The gate: may only be tightened ----------------------------------------------------
+    min_confidence: float = Field(MIN_CONFIDENCE, ge=MIN_CONFIDENCE, le=1.0)
+    min_signal_count: int = Field(MIN_SIGNAL_COUNT, ge=MIN_SIGNAL_COUNT)
+    entry_margin: float = Field(DEFAULT_ENTRY_MARGIN, ge=DEFAULT_ENTRY_MARGIN, lt=1.0)
+
+    # --- Risk budget (fractions of equity unless named otherwise) ---------------------------
+    max_position_fraction: float = Field(_DEFAULTS.max_position_fraction, gt=0.0, le=1.0)
+    risk_per_trade: float = Field(_DEFAULTS.risk_per_trade, gt=0.0, le=1.0)
+    atr_stop_multiple: float = Field(_DEFAULTS.atr_stop_multiple, gt=0.0)
+    max_open_positions: int = Field(_DEFAULTS.max_open_positions, ge=1)
+    max_total_exposure: float = Field(_DEFAULTS.max_total_exposure, gt=0.0, le=1.0)
+    max_drawdown: float = Field(_DEFAULTS.max_drawdown, gt=0.0, le=1.0)
+
+    # --- Secrets: environment only ----------------------------------------------------------
+    exchange_api_key: SecretStr | None = None
+    exchange_api_secret: SecretStr | None = None
+    operator_token: SecretStr | None = None
+
+    @field_validator("region", "primary_region", mode="before")
+    @classmethod
+    def _valid_region(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = value.strip().lower()
+            if not _REGION_CODE.fullmatch(value):
+                raise ValueError("must be a three-letter region code such as ewr, lhr, nrt or sin")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _valid_database_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        try:
+            make_url(value.get_secret_value())
+        except ArgumentError:
+            raise ValueError("not a valid SQLAlchemy database URL") from None
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The environment beats the config file (passed as init values): a deployment's
+        # variables must be able to override a checked-in file.
+        return (env_settings, init_settings)
+
+    # --- Derived objects --------------------------------------------------------------------
+    @property
+    def is_primary(self) -> bool:
+        return self.region == self.primary_region
+
+    def resolved_database_url(self) -> str:
+        """The database URL to connect to (a secret: never log it, see ``database_display``)."""
+        if self.database_url is not None:
+            return self.database_url.get_secret_value()
+        return f"sqlite:///{self.data_dir.expanduser() / 'nettrace.db'}"
+
+    def database_display(self) -> str:
+        """The database URL with any password masked, safe to print and log."""
+        return make_url(self.resolved_database_url()).render_as_string(hide_password=True)
+
+    def fees(self) -> FeeSchedule:
+        return FeeSchedule(maker=self.maker_fee, taker=self.taker_fee)
+
+    def goal_thresholds(self) -> GoalThresholds:
+        return GoalThresholds(
+            min_confidence=self.min_confidence,
+            min_signal_count=self.min_signal_count,
+            entry_margin=self.entry_margin,
+        )
+
+    def risk_limits(self) -> RiskLimits:
+        return RiskLimits(
+            max_position_fraction=self.max_position_fraction,
+            risk_per_trade=self.risk_per_trade,
+            atr_stop_multiple=self.atr_stop_multiple,
+            max_open_positions=self.max_open_positions,
+            max_total_exposure=self.max_total_exposure,
+            max_drawdown=self.max_drawdown,
+        )
+
+    def secret_values(self) -> list[str]:
+        """Every secret's plain value (and the database password), for log redaction."""
+        values = [
+            secret.get_secret_value()
+            for secret in (self.exchange_api_key, self.exchange_api_secret, self.operator_token)
+            if secret is not None
+        ]
+        password = make_url(self.resolved_database_url()).password
+        if password:
+            values.append(str(password))
+        return [value for value in values if value]
+
+    def safe_dump(self) -> dict[str, Any]:
+        """All settings with secrets masked: what ``nettrace`` may print or log."""
+        dumped = self.model_dump(mode="json")
+        for name in SECRET_FIELDS:
+            if dumped.get(name) is not None:
+                dumped[name] = "**********"
+        dumped["database_url"] = self.database_display()
+        return dumped
+
+
+SECRET_FIELDS: frozenset[str] = frozenset(
+    {"exchange_api_key", "exchange_api_secret", "operator_token"}
+)
+
+
+def env_name(field: str) -> str:
+    """The environment variable that sets ``field`` (its first alias, else the prefixed name)."""
+    info = Settings.model_fields.get(field)
+    alias = info.validation_alias if info is not None else None
+    if isinstance(alias, AliasChoices) and isinstance(alias.choices[0], str):
+        return alias.choices[0]
+    return f"{ENV_PREFIX}{field.upper()}"
+
+
+def load_settings(
+    config_file: Path | None = None, env: Mapping[str, str] | None = None
+) -> Settings:
+    """Read the settings, raising ``SettingsError`` (one line) on anything invalid.
+
+    ``config_file`` defaults to ``$NETTRACE_CONFIG`` when that is set. ``env`` is only for
+    finding that variable in tests; the settings themselves always come from ``os.environ``.
+    """
+    environ = os.environ if env is None else env
+    if config_file is None and environ.get(CONFIG_ENV_VAR):
+        config_file = Path(environ[CONFIG_ENV_VAR])
+    file_values = _read_config_file(config_file) if config_file is not None else {}
+    try:
+        return Settings(**file_values)
+    except ValidationError as exc:
+        raise SettingsError(_describe(exc)) from None
+
+
+def _read_config_file(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise SettingsError(f"config file {str(path)!r} does not exist")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise SettingsError(f"config file {str(path)!r} is not valid TOML: {exc}") from None
+    table = data.get("nettrace", data)
+    if not isinstance(table, dict):
+        raise SettingsError(f"config file {str(path)!r}: [nettrace] must be a table")
+    unknown = sorted(set(table) - set(Settings.model_fields))
+    if unknown:
+        raise SettingsError(
+            f"config file {str(path)!r}: unknown setting {unknown[0]!r} "
+            f"(known: see `nettrace config show`)"
+        )
+    for name in sorted(SECRET_FIELDS & set(table)):
+        raise SettingsError(
+            f"config file {str(path)!r}: {name} is a secret and must come from the "
+            f"environment ({env_name(name)}), never from a file"
+        )
+    url = table.get("database_url")
+    if isinstance(url, str) and _has_password(url):
+        raise SettingsError(
+            f"config file {str(path)!r}: database_url holds a password; set DATABASE_URL "
+            "in the environment instead"
+        )
+    return dict(table)
+
+
+def _has_password(url: str) -> bool:
+    try:
+        return make_url(url).password is not None
+    except ArgumentError:
+        return False
+
+
+def _describe(exc: ValidationError) -> str:
+    """The first validation error as one line: setting, bad value (masked if secret), reason."""
+    error = exc.errors()[0]
+    loc = str(error["loc"][0]) if error["loc"] else "?"
+    field = _field_for(loc)
+    shown = (
+        "<hidden>"
+        if field in SECRET_FIELDS or field == "database_url"
+        else repr(error.get("input"))
+    )
+    reason = str(error["msg"]).removeprefix("Value error, ")
+    return f"invalid setting {env_name(field)} = {shown}: {reason}"
+
+
+def _field_for(loc: str) -> str:
+    if loc in Settings.model_fields:
+        return loc
+    for name, info in Settings.model_fields.items():
+        alias = info.validation_alias
+        if isinstance(alias, AliasChoices) and loc.upper() in {
+            str(choice).upper() for choice in alias.choices
+        }:
+            return name
+        if loc.upper() == f"{ENV_PREFIX}{name.upper()}":
+            return name
+    return loc
