@@ -15,7 +15,7 @@ from rich.table import Table
 from typer.exceptions import TyperException
 
 from nettrace import __version__
-from nettrace.cli import db, rules
+from nettrace.cli import data, db, rules
 from nettrace.cli.context import CliError, CliState, state
 from nettrace.config.settings import CONFIG_ENV_VAR, SettingsError
 
@@ -35,6 +35,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(db.app, name="db")
+app.add_typer(data.app, name="data")
 app.command()(rules.rules)
 config_app = typer.Typer(help="Inspect the settings in force.", no_args_is_help=True)
 app.add_typer(config_app, name="config")

@@ -1,0 +1,1 @@
+"""The COLD stage: vectorised signals, a compiled sequential kernel for fills, results."""

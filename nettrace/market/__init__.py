@@ -1,0 +1,1 @@
+"""Market data: candles, their validation, storage in Parquet, import and download via ccxt."""

@@ -1,0 +1,1 @@
+"""The sniper's candle-derived signal generators, the regime detector and their aggregation."""

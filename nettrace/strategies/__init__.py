@@ -1,0 +1,1 @@
+"""Strategies: small classes declaring indicators, entries, exits and risk (like Freqtrade's)."""
