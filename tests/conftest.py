@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -61,3 +62,16 @@ def migrated_db(database_url: str) -> Iterator[Database]:
         yield db
     finally:
         db.dispose()
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The real candle files in ../shared/data. Outside CI, tests skip cleanly without them."""
+    from nettrace.market.shared_data import shared_data_dir
+
+    found = shared_data_dir()
+    if found is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI needs the real candle data in ../shared/data (NETTRACE_SHARED_DATA)")
+        pytest.skip("../shared/data is absent")
+    return found
