@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from nettrace.agents.agent_goals import TradeDecision
 from nettrace.market.candles import Candles, FloatArray, IntArray
 
 #: Significant digits of prices and amounts that enter the fingerprint. Enough to see any real
@@ -103,6 +104,8 @@ class BacktestResult:
     #: Fraction of bars with at least one open position.
     exposure: float = 0.0
     metrics: dict[str, float] = field(default_factory=dict)
+    #: Every GoalValidator decision a gated run made (empty for ungated baselines).
+    decisions: list[TradeDecision] = field(default_factory=list)
 
     @property
     def fingerprint(self) -> str:

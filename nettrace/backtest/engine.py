@@ -1,0 +1,287 @@
+"""The backtest engine: vectorised signals in, the compiled kernel for fills, results out.
+
+One code path for every strategy. An ungated baseline runs through the kernel in one call. A
+gated strategy makes the kernel pause at each bar where it wants to act; the engine then asks
+``strategies.decision`` -- the GoalValidator and the risk controller, the same calls the live
+engine makes -- and resumes the kernel with the approved orders.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+from nettrace.agents.agent_goals import GoalValidator, MemoryDecisionRecorder, TradeDecision
+from nettrace.agents.risk_controller import AccountState, RiskController
+from nettrace.backtest import kernel
+from nettrace.backtest.results import BacktestResult, Trade, ms_to_datetime
+from nettrace.domain.fees import FeeSchedule
+from nettrace.market.candles import Candles
+from nettrace.strategies.base import Strategy, StrategySignals
+from nettrace.strategies.decision import decide_entry, decide_exit
+
+FillModel = Literal["next_open", "maker"]
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class BacktestConfig:
+    """How to simulate. Money in quote currency; fee rates are fractions (0.004 = 0.40%).
+
+    ``fee`` (the CLI's ``--fee``) charges one rate on every fill; otherwise ``next_open`` fills
+    pay the taker rate (they are market orders at the open), ``maker`` fills the maker rate,
+    stops the taker rate and take-profits the maker rate.
+    """
+
+    initial_cash: float = 10_000.0
+    fees: FeeSchedule = field(default_factory=FeeSchedule)
+    fee: float | None = None
+    fill: FillModel = "next_open"
+    max_open_positions: int | None = None
+
+    def fee_rates(self) -> np.ndarray:
+        if self.fee is not None:
+            return np.full(4, self.fee, dtype=np.float64)
+        fill_rate = self.fees.maker if self.fill == "maker" else self.fees.taker
+        rates = [0.0] * 4
+        rates[kernel.FEE_ENTRY] = fill_rate
+        rates[kernel.FEE_EXIT] = fill_rate
+        rates[kernel.FEE_STOP] = self.fees.taker
+        rates[kernel.FEE_TAKE_PROFIT] = self.fees.maker
+        return np.array(rates, dtype=np.float64)
+
+
+@dataclass
+class _Book:
+    """The kernel's mutable state, kept between pauses."""
+
+    n_bars: int
+    n_pairs: int
+    capacity: int
+    cash: np.ndarray = field(init=False)
+    pos: np.ndarray = field(init=False)
+    pos_bar: np.ndarray = field(init=False)
+    pending: np.ndarray = field(init=False)
+    pending_f: np.ndarray = field(init=False)
+    last_close: np.ndarray = field(init=False)
+    trades_f: np.ndarray = field(init=False)
+    trades_i: np.ndarray = field(init=False)
+    n_trades: np.ndarray = field(init=False)
+    equity: np.ndarray = field(init=False)
+    in_market: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.cash = np.zeros(1)
+        self.pos = np.zeros((self.n_pairs, 5))
+        self.pos[:, 3:] = np.nan
+        self.pos_bar = np.zeros(self.n_pairs, dtype=np.int64)
+        self.pending = np.zeros((self.n_pairs, 2), dtype=np.int8)
+        self.pending_f = np.full((self.n_pairs, 4), np.nan)
+        self.last_close = np.full(self.n_pairs, np.nan)
+        self.trades_f = np.empty((self.capacity, 5))
+        self.trades_i = np.empty((self.capacity, 4), dtype=np.int64)
+        self.n_trades = np.zeros(1, dtype=np.int64)
+        self.equity = np.empty(self.n_bars)
+        self.in_market = np.zeros(1, dtype=np.int64)
+
+
+def run_backtest(
+    strategy: Strategy,
+    candles: Candles | Mapping[str, Candles],
+    config: BacktestConfig | None = None,
+    *,
+    validator: GoalValidator | None = None,
+    risk: RiskController | None = None,
+    progress: Progress | None = None,
+) -> BacktestResult:
+    """Backtest ``strategy`` on one or several pairs sharing one wallet.
+
+    Pairs are aligned on the union of their bar times; a pair without a bar at some time simply
+    has nothing happen then. Gated decisions are recorded by ``validator`` (an in-memory
+    recorder when none is given) and returned on the result.
+    """
+    config = config or BacktestConfig()
+    by_pair = {candles.key.pair: candles} if isinstance(candles, Candles) else dict(candles)
+    if not by_pair:
+        raise ValueError("no candles to backtest")
+    timeframes = {c.key.timeframe for c in by_pair.values()}
+    if len(timeframes) != 1:
+        raise ValueError(f"all pairs must share one timeframe, got {sorted(timeframes)}")
+    if any(len(c) == 0 for c in by_pair.values()):
+        empty = [p for p, c in by_pair.items() if len(c) == 0]
+        raise ValueError(f"no candles for {', '.join(empty)} in the chosen range")
+    pairs = sorted(by_pair)
+    risk = risk or RiskController()
+    recorder = MemoryDecisionRecorder()
+    if validator is None:
+        validator = GoalValidator(fees=config.fees, recorder=recorder)
+    max_open = config.max_open_positions or (
+        risk.limits.max_open_positions if strategy.gated else len(pairs)
+    )
+
+    timestamps, columns = _align(by_pair, pairs)
+    n_bars, n_pairs = len(timestamps), len(pairs)
+    signals = {pair: strategy.run(by_pair[pair]) for pair in pairs}
+    entry = _stack(pairs, by_pair, timestamps, {p: s.entry for p, s in signals.items()}, False)
+    exit_ = _stack(pairs, by_pair, timestamps, {p: s.exit for p, s in signals.items()}, False)
+    size = np.full((n_bars, n_pairs), strategy.stake_fraction)
+    stop = np.full((n_bars, n_pairs), strategy.stop_loss or np.nan)
+    target = np.full((n_bars, n_pairs), strategy.take_profit or np.nan)
+    capacity = int(np.count_nonzero(entry)) + n_pairs + 1
+    book = _Book(n_bars, n_pairs, capacity)
+    book.cash[0] = config.initial_cash
+    fees = config.fee_rates()
+    maker = config.fill == "maker"
+    row_of = {p: _rows(by_pair[p].timestamp, timestamps) for p in pairs}
+
+    t = 0
+    peak = config.initial_cash
+    while True:
+        paused = kernel.run(
+            columns["open"], columns["high"], columns["low"], columns["close"],
+            entry, exit_, size, stop, target, fees, maker, max_open, strategy.gated, t,
+            book.cash, book.pos, book.pos_bar, book.pending, book.pending_f, book.last_close,
+            book.trades_f, book.trades_i, book.n_trades, book.equity, book.in_market,
+        )  # fmt: skip
+        if paused == kernel.DONE:
+            break
+        peak = max(peak, float(book.equity[t : paused + 1].max()))
+        _decide(
+            strategy, signals, pairs, row_of, paused, columns["close"], entry, exit_, book,
+            peak, fees, validator, risk,
+        )  # fmt: skip
+        if progress is not None:
+            progress(paused + 1, n_bars)
+        t = paused + 1
+    if progress is not None:
+        progress(n_bars, n_bars)
+
+    trades = _trades(book, pairs, timestamps)
+    decisions: list[TradeDecision] = list(recorder.decisions)
+    result = BacktestResult(
+        strategy=strategy.name,
+        timeframe=timeframes.pop(),
+        initial_cash=config.initial_cash,
+        trades=trades,
+        timestamps=timestamps,
+        equity=book.equity,
+        fees_paid=float(sum(trade.fee for trade in trades) + book.pos[:, 2].sum()),
+        candles=by_pair,
+        params={**strategy.params(), "fill": config.fill, "fee": config.fee,
+                "max_open_positions": max_open},
+        synthetic=any(c.synthetic for c in by_pair.values()),
+        exposure=float(book.in_market[0]) / n_bars,
+        decisions=decisions,
+    )  # fmt: skip
+    return result
+
+
+def _decide(
+    strategy: Strategy,
+    signals: Mapping[str, StrategySignals],
+    pairs: list[str],
+    row_of: Mapping[str, np.ndarray],
+    bar: int,
+    close: np.ndarray,
+    entry: np.ndarray,
+    exit_: np.ndarray,
+    book: _Book,
+    peak: float,
+    fees: np.ndarray,
+    validator: GoalValidator,
+    risk: RiskController,
+) -> None:
+    """Judge every candidate at ``bar``'s close through the shared decision functions."""
+    equity = float(book.equity[bar])
+    exposure = float(sum(book.pos[j, 0] * book.last_close[j] for j in range(len(pairs))))
+    open_positions = int(np.count_nonzero(book.pos[:, 0] > 0.0))
+    for j, pair in enumerate(pairs):
+        price = close[bar, j]
+        if math.isnan(price):
+            continue
+        row = int(row_of[pair][bar])
+        if book.pos[j, 0] > 0.0:
+            if exit_[bar, j] and book.pending[j, 1] == 0:
+                entry_price = book.pos[j, 1]
+                decision = decide_exit(
+                    signals[pair], row, pair, price, entry_price,
+                    book.pos[j, 2] / (book.pos[j, 0] * entry_price), validator,
+                )  # fmt: skip
+                if decision.approved:
+                    book.pending[j, 1] = 1
+                    book.pending_f[j, 3] = price
+        elif entry[bar, j] and book.pending[j, 0] == 0:
+            account = AccountState(
+                equity=equity, peak_equity=peak, open_positions=open_positions, exposure=exposure
+            )
+            plan = decide_entry(strategy, signals[pair], row, pair, price, account, validator, risk)
+            if plan.place:
+                book.pending[j, 0] = 1
+                book.pending_f[j] = (
+                    plan.size_fraction,
+                    plan.stop_fraction,
+                    plan.take_profit_fraction,
+                    price,
+                )
+
+
+def _align(
+    by_pair: Mapping[str, Candles], pairs: list[str]
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The union of bar times and each OHLC column as a (bars, pairs) array, NaN where absent."""
+    if len(pairs) == 1:
+        only = by_pair[pairs[0]]
+        return only.timestamp, {
+            name: np.ascontiguousarray(getattr(only, name).reshape(-1, 1))
+            for name in ("open", "high", "low", "close")
+        }
+    timestamps = np.unique(np.concatenate([by_pair[p].timestamp for p in pairs]))
+    columns = {}
+    for name in ("open", "high", "low", "close"):
+        values = {p: getattr(by_pair[p], name) for p in pairs}
+        columns[name] = _stack(pairs, by_pair, timestamps, values, np.nan)
+    return timestamps, columns
+
+
+def _stack(
+    pairs: list[str],
+    by_pair: Mapping[str, Candles],
+    timestamps: np.ndarray,
+    values: Mapping[str, np.ndarray],
+    fill: float | bool,
+) -> np.ndarray:
+    if len(pairs) == 1:
+        return np.ascontiguousarray(values[pairs[0]].reshape(-1, 1))
+    dtype = np.bool_ if isinstance(fill, bool) else np.float64
+    out: np.ndarray = np.full((len(timestamps), len(pairs)), fill, dtype=dtype)
+    for j, pair in enumerate(pairs):
+        out[np.searchsorted(timestamps, by_pair[pair].timestamp), j] = values[pair]
+    return out
+
+
+def _rows(own: np.ndarray, timestamps: np.ndarray) -> np.ndarray:
+    """For each aligned bar, the row of this pair's own candles at or before it."""
+    return np.clip(np.searchsorted(own, timestamps, side="right") - 1, 0, None)
+
+
+def _trades(book: _Book, pairs: list[str], timestamps: np.ndarray) -> list[Trade]:
+    n = int(book.n_trades[0])
+    f, i = book.trades_f[:n], book.trades_i[:n]
+    return [
+        Trade(
+            pair=pairs[int(i[k, 0])],
+            entry_time=ms_to_datetime(int(timestamps[i[k, 1]])),
+            exit_time=ms_to_datetime(int(timestamps[i[k, 2]])),
+            entry_price=float(f[k, 0]),
+            exit_price=float(f[k, 1]),
+            amount=float(f[k, 2]),
+            fee=float(f[k, 3]),
+            profit=float(f[k, 4]),
+            exit_reason=kernel.EXIT_REASONS[int(i[k, 3])],
+        )
+        for k in range(n)
+    ]

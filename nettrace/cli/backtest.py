@@ -1,0 +1,205 @@
+"""``nettrace backtest``: run a strategy on candle history and report honestly."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from nettrace.backtest.engine import BacktestConfig, FillModel, run_backtest
+from nettrace.backtest.metrics import compute_metrics
+from nettrace.backtest.report import metrics_table, trades_table, write_report
+from nettrace.cli.context import CliError, state
+from nettrace.market.candles import CandleKey, Candles
+from nettrace.market.store import CandleStore, load_candles
+from nettrace.market.validation import CandleDataError
+from nettrace.strategies.catalog import STRATEGIES, strategy_by_name
+
+
+def backtest(
+    ctx: typer.Context,
+    strategy: Annotated[
+        str, typer.Option(help=f"Strategy to run: {', '.join(sorted(STRATEGIES))}.")
+    ],
+    data: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="Candle file (Parquet, CSV, Freqtrade feather/json); repeat for several pairs.",
+            dir_okay=False,
+        ),
+    ] = None,
+    exchange: Annotated[
+        str | None, typer.Option(help="Read stored candles of this exchange (see data list).")
+    ] = None,
+    pairs: Annotated[
+        str | None, typer.Option(help="With --exchange: comma-separated pairs, e.g. BTC/USD.")
+    ] = None,
+    timeframe: Annotated[str | None, typer.Option(help="With --exchange: e.g. 5m, 1h.")] = None,
+    timerange: Annotated[
+        str | None, typer.Option(help="YYYYMMDD-YYYYMMDD (either side may be empty), UTC.")
+    ] = None,
+    fee: Annotated[
+        float | None,
+        typer.Option(help="One fee rate for every fill, as a fraction (0.004 = 0.40%)."),
+    ] = None,
+    fill: Annotated[
+        str, typer.Option(help="next_open (market at the next open) or maker (post-only limit).")
+    ] = "next_open",
+    cash: Annotated[float, typer.Option(help="Starting cash in quote currency.")] = 10_000.0,
+    max_open: Annotated[
+        int | None, typer.Option(help="Most positions open at once (default: risk limits).")
+    ] = None,
+    repair: Annotated[
+        bool, typer.Option(help="Repair invalid candles (and say what changed) instead of failing.")
+    ] = False,
+    export: Annotated[
+        Path | None, typer.Option(help="Write metrics, fingerprint and trades as JSON here.")
+    ] = None,
+    report: Annotated[
+        Path | None, typer.Option(help="Write a self-contained interactive HTML report here.")
+    ] = None,
+) -> None:
+    """Backtest a strategy: decisions at bar close, fills at the next bar, fees on every fill.
+
+    Examples:
+      nettrace backtest --strategy ema_cross --data BTC-USD_5m.parquet --fee 0.004
+      nettrace backtest --strategy sniper --exchange coinbase --pairs BTC/USD,ETH/USD
+        --timeframe 1h --timerange 20240101- --report report.html
+    """
+    st = state(ctx)
+    if fill not in ("next_open", "maker"):
+        raise CliError(f"--fill must be next_open or maker, got {fill!r}")
+    if fee is not None and not 0.0 <= fee < 1.0:
+        raise CliError(f"--fee must be a fraction in [0, 1), got {fee} (0.004 means 0.40%)")
+    if not cash > 0:
+        raise CliError(f"--cash must be positive, got {cash}")
+    if max_open is not None and max_open < 1:
+        raise CliError(f"--max-open must be at least 1, got {max_open}")
+    try:
+        chosen = strategy_by_name(strategy)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    start_ms, end_ms = _parse_timerange(timerange)
+    settings = st.settings
+    candles = _load(data, exchange, pairs, timeframe, repair, settings.data_dir / "candles", st)
+    candles = {pair: c.between(start_ms, end_ms) for pair, c in candles.items()}
+    empty = [pair for pair, c in candles.items() if len(c) < 2]
+    if empty:
+        raise CliError(f"fewer than 2 candles for {', '.join(empty)} in timerange {timerange}")
+    config = BacktestConfig(
+        initial_cash=cash, fees=settings.fees(), fee=fee, fill=_fill(fill),
+        max_open_positions=max_open,
+    )  # fmt: skip
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+        TimeElapsedColumn(), console=st.out, transient=True,
+    ) as progress:  # fmt: skip
+        task = progress.add_task(f"backtesting {chosen.name}", total=1)
+
+        def advance(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        try:
+            result = run_backtest(chosen, candles, config, risk=None, progress=advance)
+        except ValueError as exc:
+            raise CliError(str(exc)) from None
+    result.metrics = compute_metrics(result)
+    if result.synthetic:
+        st.out.print("[bold yellow]SYNTHETIC DATA: these candles were generated.[/]")
+    st.out.print(metrics_table(result))
+    st.out.print(trades_table(result))
+    st.out.print(f"trade fingerprint: {result.fingerprint}")
+    if export is not None:
+        _write(export, json.dumps(result.to_export(), indent=2, allow_nan=False))
+        st.out.print(f"exported {len(result.trades)} trades to {export}")
+    if report is not None:
+        try:
+            write_report(result, report)
+        except OSError as exc:
+            raise CliError(f"cannot write report {report}: {exc.strerror}") from None
+        st.out.print(f"report written to {report}")
+
+
+def _fill(value: str) -> FillModel:
+    return "maker" if value == "maker" else "next_open"
+
+
+def _load(
+    data: list[Path] | None,
+    exchange: str | None,
+    pairs: str | None,
+    timeframe: str | None,
+    repair: bool,
+    root: Path,
+    st: object,
+) -> dict[str, Candles]:
+    if data and (exchange or pairs or timeframe):
+        raise CliError("use either --data FILE or --exchange/--pairs/--timeframe, not both")
+    loaded: dict[str, Candles] = {}
+    try:
+        if data:
+            for path in data:
+                if not path.is_file():
+                    raise CliError(f"candle file {path} does not exist")
+                candles, notes = load_candles(path, repair=repair)
+                _notes(st, path.name, notes)
+                if candles.key.pair in loaded:
+                    raise CliError(f"pair {candles.key.pair} given twice (--data {path})")
+                loaded[candles.key.pair] = candles
+            return loaded
+        if not (exchange and pairs and timeframe):
+            raise CliError("give --data FILE, or all of --exchange, --pairs and --timeframe")
+        store = CandleStore(root)
+        for pair in (p.strip() for p in pairs.split(",") if p.strip()):
+            key = CandleKey(exchange, pair, timeframe)
+            if not store.path_for(key).is_file():
+                raise CliError(
+                    f"no stored candles for {key} (run `nettrace data download` or `data import`)"
+                )
+            candles, notes = store.load(key, repair=repair)
+            _notes(st, str(key), notes)
+            loaded[pair] = candles
+    except CandleDataError as exc:
+        raise CliError(f"{exc} (use --repair to fix what can be fixed)") from None
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    return loaded
+
+
+def _notes(st: object, source: str, notes: list[str]) -> None:
+    out = getattr(st, "out", None)
+    for note in notes:
+        if out is not None:
+            out.print(f"[yellow]repaired {source}:[/] {note}")
+
+
+def _parse_timerange(value: str | None) -> tuple[int | None, int | None]:
+    if value is None:
+        return None, None
+    start, sep, end = value.partition("-")
+    if not sep:
+        raise CliError(f"--timerange {value!r} must look like 20240101-20240301")
+    bounds: list[int | None] = []
+    for part in (start, end):
+        if not part:
+            bounds.append(None)
+            continue
+        try:
+            moment = datetime.strptime(part, "%Y%m%d").replace(tzinfo=UTC)
+        except ValueError:
+            raise CliError(f"--timerange {value!r}: {part!r} is not a YYYYMMDD date") from None
+        bounds.append(int(moment.timestamp() * 1000))
+    if bounds[0] is not None and bounds[1] is not None and bounds[0] >= bounds[1]:
+        raise CliError(f"--timerange {value!r}: the start must be before the end")
+    return bounds[0], bounds[1]
+
+
+def _write(path: Path, text: str) -> None:
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise CliError(f"cannot write {path}: {exc.strerror}") from None
