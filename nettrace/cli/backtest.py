@@ -5,19 +5,19 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from nettrace.backtest.engine import BacktestConfig, FillModel, run_backtest
-from nettrace.backtest.metrics import compute_metrics
-from nettrace.backtest.report import metrics_table, trades_table, write_report
 from nettrace.cli.context import CliError, state
 from nettrace.market.candles import CandleKey, Candles
 from nettrace.market.store import CandleStore, load_candles
 from nettrace.market.validation import CandleDataError
 from nettrace.strategies.catalog import STRATEGIES, strategy_by_name
+
+if TYPE_CHECKING:  # numba, TA-Lib and Plotly cost ~0.6 s to import: only a backtest needs them
+    from nettrace.backtest.engine import FillModel
 
 
 def backtest(
@@ -70,6 +70,10 @@ def backtest(
       nettrace backtest --strategy sniper --exchange coinbase --pairs BTC/USD,ETH/USD
         --timeframe 1h --timerange 20240101- --report report.html
     """
+    from nettrace.backtest.engine import BacktestConfig, run_backtest
+    from nettrace.backtest.metrics import compute_metrics
+    from nettrace.backtest.report import metrics_table, trades_table, write_report
+
     st = state(ctx)
     if fill not in ("next_open", "maker"):
         raise CliError(f"--fill must be next_open or maker, got {fill!r}")

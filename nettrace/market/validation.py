@@ -77,7 +77,11 @@ class CandleDataError(ValueError):
 
     @classmethod
     def from_problems(cls, problems: Sequence[DataProblem]) -> CandleDataError:
-        errors = [p for p in problems if p.is_error]
+        # Whole-column problems first, then by the row where each kind first occurs, so the
+        # message names the first bad row in the file.
+        errors = sorted(
+            (p for p in problems if p.is_error), key=lambda p: (p.row is not None, p.row or 0)
+        )
         if not errors:
             raise ValueError("CandleDataError needs at least one error-level problem")
         message = errors[0].describe()
@@ -101,12 +105,13 @@ def grid_offset_ms(timeframe: str) -> int:
 
 
 def gap_stats(timestamp: npt.NDArray[np.int64], timeframe: str) -> tuple[int, int]:
-    """``(gaps, missing_bars)`` in sorted, unique timestamps: steps longer than one bar."""
+    """``(gaps, missing_bars)`` in sorted, unique timestamps: steps with room for at least one
+    whole bar between them (a misaligned step of one bar and a bit is not a gap)."""
     if len(timestamp) < 2:
         return 0, 0
     tf = timeframe_ms(timeframe)
     steps = np.diff(timestamp)
-    long_steps = steps[steps > tf]
+    long_steps = steps[steps >= 2 * tf]
     return len(long_steps), int(np.sum(long_steps // tf - 1))
 
 
@@ -191,9 +196,7 @@ def validate_frame(frame: pd.DataFrame, source: str, timeframe: str | None) -> l
         if bad.any():
             first = int(np.argmax(bad))
             problem(f"not-finite-{name}", bad, f"{name} is {_fmt(values[first])}")
-    if not ts_finite.all():
-        pass  # already reported as not-finite-timestamp
-    elif ts_float.dtype.kind == "f":
+    if ts_finite.all():  # a NaN/inf timestamp is already reported above
         fractional = ts_float != np.floor(ts_float)
         problem("fractional-timestamp", fractional)
 
@@ -283,7 +286,8 @@ def repair_frame(frame: pd.DataFrame, timeframe: str | None) -> tuple[pd.DataFra
     out_of_order = int(np.sum(np.diff(ts) < 0))
     order = np.argsort(ts, kind="stable")
     if out_of_order:
-        notes.append(f"sorted rows by timestamp ({_rows(out_of_order)} were out of order)")
+        verb = "was" if out_of_order == 1 else "were"
+        notes.append(f"sorted rows by timestamp ({_rows(out_of_order)} {verb} out of order)")
     cols = {name: values[order] for name, values in cols.items()}
     ts = ts[order]
 
