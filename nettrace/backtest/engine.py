@@ -18,7 +18,7 @@ import numpy as np
 from nettrace.agents.agent_goals import GoalValidator, MemoryDecisionRecorder, TradeDecision
 from nettrace.agents.risk_controller import AccountState, RiskController
 from nettrace.backtest import kernel
-from nettrace.backtest.results import BacktestResult, Trade, ms_to_datetime
+from nettrace.backtest.results import BacktestResult, TradeRecords
 from nettrace.domain.fees import FeeSchedule
 from nettrace.market.candles import Candles
 from nettrace.strategies.base import Strategy, StrategySignals
@@ -128,48 +128,82 @@ def run_backtest(
     signals = {pair: strategy.run(by_pair[pair]) for pair in pairs}
     entry = _stack(pairs, by_pair, timestamps, {p: s.entry for p, s in signals.items()}, False)
     exit_ = _stack(pairs, by_pair, timestamps, {p: s.exit for p, s in signals.items()}, False)
-    size = np.full((n_bars, n_pairs), strategy.stake_fraction)
-    stop = np.full((n_bars, n_pairs), strategy.stop_loss or np.nan)
-    target = np.full((n_bars, n_pairs), strategy.take_profit or np.nan)
+    # Constant per run: read-only broadcast views (no (bars, pairs) copies; the kernel only reads).
+    size = _constant(strategy.stake_fraction, n_bars, n_pairs)
+    stop = _constant(strategy.stop_loss or np.nan, n_bars, n_pairs)
+    target = _constant(strategy.take_profit or np.nan, n_bars, n_pairs)
     capacity = int(np.count_nonzero(entry)) + n_pairs + 1
     book = _Book(n_bars, n_pairs, capacity)
     book.cash[0] = config.initial_cash
     fees = config.fee_rates()
     maker = config.fill == "maker"
-    row_of = {p: _rows(by_pair[p].timestamp, timestamps) for p in pairs}
+    # Only gated runs pause for decisions, the sole users of the row map.
+    row_of = {p: _rows(by_pair[p].timestamp, timestamps) for p in pairs} if strategy.gated else {}
 
     t = 0
     peak = config.initial_cash
     while True:
         paused = kernel.run(
-            columns["open"], columns["high"], columns["low"], columns["close"],
-            entry, exit_, size, stop, target, fees, maker, max_open, strategy.gated, t,
-            book.cash, book.pos, book.pos_bar, book.pending, book.pending_f, book.last_close,
-            book.trades_f, book.trades_i, book.n_trades, book.equity, book.in_market,
-        )  # fmt: skip
+            columns["open"],
+            columns["high"],
+            columns["low"],
+            columns["close"],
+            entry,
+            exit_,
+            size,
+            stop,
+            target,
+            fees,
+            maker,
+            max_open,
+            strategy.gated,
+            t,
+            book.cash,
+            book.pos,
+            book.pos_bar,
+            book.pending,
+            book.pending_f,
+            book.last_close,
+            book.trades_f,
+            book.trades_i,
+            book.n_trades,
+            book.equity,
+            book.in_market,
+        )
         if paused == kernel.DONE:
             break
         peak = max(peak, float(book.equity[t : paused + 1].max()))
         _decide(
-            strategy, signals, pairs, row_of, paused, columns["close"], entry, exit_, book,
-            peak, fees, validator, risk,
-        )  # fmt: skip
+            strategy,
+            signals,
+            pairs,
+            row_of,
+            paused,
+            columns["close"],
+            entry,
+            exit_,
+            book,
+            peak,
+            fees,
+            validator,
+            risk,
+        )
         if progress is not None:
             progress(paused + 1, n_bars)
         t = paused + 1
     if progress is not None:
         progress(n_bars, n_bars)
 
-    trades = _trades(book, pairs, timestamps)
+    records = _records(book, pairs, timestamps)
     decisions: list[TradeDecision] = list(recorder.decisions)
     result = BacktestResult(
         strategy=strategy.name,
         timeframe=timeframes.pop(),
         initial_cash=config.initial_cash,
-        trades=trades,
+        records=records,
         timestamps=timestamps,
         equity=book.equity,
-        fees_paid=float(sum(trade.fee for trade in trades) + book.pos[:, 2].sum()),
+        fees_paid=float(records.fee.sum() + book.pos[:, 2].sum()),
         candles=by_pair,
         params={**strategy.params(), "fill": config.fill, "fee": config.fee,
                 "max_open_positions": max_open},
@@ -268,20 +302,23 @@ def _rows(own: np.ndarray, timestamps: np.ndarray) -> np.ndarray:
     return np.clip(np.searchsorted(own, timestamps, side="right") - 1, 0, None)
 
 
-def _trades(book: _Book, pairs: list[str], timestamps: np.ndarray) -> list[Trade]:
+def _constant(value: float, n_bars: int, n_pairs: int) -> np.ndarray:
+    return np.broadcast_to(np.float64(value), (n_bars, n_pairs))
+
+
+def _records(book: _Book, pairs: list[str], timestamps: np.ndarray) -> TradeRecords:
+    """The kernel's trade rows as columns (copies: the book's buffers are over-allocated)."""
     n = int(book.n_trades[0])
-    f, i = book.trades_f[:n], book.trades_i[:n]
-    return [
-        Trade(
-            pair=pairs[int(i[k, 0])],
-            entry_time=ms_to_datetime(int(timestamps[i[k, 1]])),
-            exit_time=ms_to_datetime(int(timestamps[i[k, 2]])),
-            entry_price=float(f[k, 0]),
-            exit_price=float(f[k, 1]),
-            amount=float(f[k, 2]),
-            fee=float(f[k, 3]),
-            profit=float(f[k, 4]),
-            exit_reason=kernel.EXIT_REASONS[int(i[k, 3])],
-        )
-        for k in range(n)
-    ]
+    ints, floats = book.trades_i[:n], book.trades_f[:n]
+    return TradeRecords(
+        pairs=tuple(pairs),
+        pair=ints[:, 0].copy(),
+        entry_ms=timestamps[ints[:, 1]],
+        exit_ms=timestamps[ints[:, 2]],
+        entry_price=floats[:, 0].copy(),
+        exit_price=floats[:, 1].copy(),
+        amount=floats[:, 2].copy(),
+        fee=floats[:, 3].copy(),
+        profit=floats[:, 4].copy(),
+        reason=ints[:, 3].copy(),
+    )

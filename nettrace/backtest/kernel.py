@@ -30,7 +30,6 @@ from numba import njit
 EXIT_SIGNAL = 0
 EXIT_STOP = 1
 EXIT_TAKE_PROFIT = 2
-EXIT_REASONS = ("signal", "stop_loss", "take_profit")
 
 # Indices into the ``fees`` array.
 FEE_ENTRY = 0

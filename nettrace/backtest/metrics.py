@@ -92,8 +92,8 @@ def compute_metrics(result: BacktestResult) -> dict[str, float]:
     _validate(timestamps, equity, initial)
 
     final = float(equity[-1]) if len(equity) else initial
-    profits = np.fromiter((t.profit for t in result.trades), dtype=np.float64)
-    returns = np.fromiter((t.return_fraction for t in result.trades), dtype=np.float64)
+    profits = result.records.profit
+    returns = result.records.return_fraction
 
     starts, start_equity = _day_bounds(timestamps, equity, initial)
     daily = _daily_returns(equity, starts, start_equity)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -15,18 +14,6 @@ from nettrace.backtest.results import Trade, fingerprint
 from nettrace.market.candles import CandleKey
 
 REAL = "binance_ETH-BTC_5m.parquet"
-
-
-@pytest.fixture
-def env(tmp_path: Path) -> dict[str, str]:
-    clean = {
-        k: v
-        for k, v in os.environ.items()
-        if not (k.startswith("NETTRACE_") or k in {"FLY_REGION", "PRIMARY_REGION", "DATABASE_URL"})
-    }
-    clean["NETTRACE_DATA_DIR"] = str(tmp_path / "home")
-    clean["COLUMNS"] = "160"
-    return clean
 
 
 def nettrace(*args: str | Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,18 +10,6 @@ from pathlib import Path
 import pytest
 
 SECRETS = ("cli-secret-9f8e7d", "cli-token-6c5b4a", "cli-dbpass-3e2d1c")
-
-
-@pytest.fixture
-def env(tmp_path: Path) -> dict[str, str]:
-    clean = {
-        k: v
-        for k, v in os.environ.items()
-        if not (k.startswith("NETTRACE_") or k in {"FLY_REGION", "PRIMARY_REGION", "DATABASE_URL"})
-    }
-    clean["NETTRACE_DATA_DIR"] = str(tmp_path / "home")
-    clean["COLUMNS"] = "160"
-    return clean
 
 
 def nettrace(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:

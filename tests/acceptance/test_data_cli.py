@@ -4,7 +4,6 @@ candles from ../shared/data, and bad files that must end in one error line and e
 from __future__ import annotations
 
 import csv
-import os
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -17,18 +16,6 @@ import pytest
 from nettrace.market.synthetic import synthetic_candles
 
 REAL_FILE = "binance_ETH-BTC_4h.parquet"  # 526 bars with one gap, per the data set's manifest
-
-
-@pytest.fixture
-def env(tmp_path: Path) -> dict[str, str]:
-    clean = {
-        k: v
-        for k, v in os.environ.items()
-        if not (k.startswith("NETTRACE_") or k in {"FLY_REGION", "PRIMARY_REGION", "DATABASE_URL"})
-    }
-    clean["NETTRACE_DATA_DIR"] = str(tmp_path / "home")
-    clean["COLUMNS"] = "200"
-    return clean
 
 
 def nettrace(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:

@@ -13,7 +13,7 @@ import pytest
 
 from nettrace.agents.agent_goals import HARDSTOP_DAILY_LOSS
 from nettrace.backtest.metrics import METRIC_KEYS, compute_metrics, drawdown_curve
-from nettrace.backtest.results import BacktestResult, Trade
+from nettrace.backtest.results import BacktestResult, Trade, TradeRecords
 
 HOUR = 3_600_000
 DAY = 86_400_000
@@ -56,7 +56,7 @@ def _result(
         strategy="hand",
         timeframe="1h",
         initial_cash=initial_cash,
-        trades=list(trades),
+        records=TradeRecords.from_trades(trades),
         timestamps=np.array(times, dtype=np.int64),
         equity=np.array(equity, dtype=np.float64),
         fees_paid=fees_paid,
@@ -314,7 +314,7 @@ def test_a_million_bar_curve_is_self_consistent() -> None:
         strategy="big",
         timeframe="1m",
         initial_cash=1000.0,
-        trades=HAND_TRADES,
+        records=TradeRecords.from_trades(HAND_TRADES),
         timestamps=T0 + np.arange(n, dtype=np.int64) * 60_000,
         equity=equity,
         fees_paid=0.0,

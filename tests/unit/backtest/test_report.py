@@ -29,7 +29,7 @@ from nettrace.backtest.report import (
     trades_table,
     write_report,
 )
-from nettrace.backtest.results import BacktestResult, Trade
+from nettrace.backtest.results import BacktestResult, Trade, TradeRecords
 from nettrace.market.candles import CandleKey, Candles
 
 HOUR = 3_600_000
@@ -90,7 +90,7 @@ def _result(*, synthetic: bool = False, strategy: str = "ema_cross") -> Backtest
         strategy=strategy,
         timeframe="1h",
         initial_cash=1000.0,
-        trades=list(TRADES),
+        records=TradeRecords.from_trades(TRADES),
         timestamps=T0 + np.arange(n, dtype=np.int64) * HOUR,
         equity=equity,
         fees_paid=1.5,
@@ -405,7 +405,7 @@ def test_report_with_no_trades_and_no_bars(tmp_path: Path) -> None:
         strategy="idle",
         timeframe="1h",
         initial_cash=1000.0,
-        trades=[],
+        records=TradeRecords.from_trades([]),
         timestamps=np.empty(0, dtype=np.int64),
         equity=np.empty(0, dtype=np.float64),
         fees_paid=0.0,
