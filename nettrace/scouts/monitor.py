@@ -1,0 +1,242 @@
+"""A scout's exchange monitor: polls one venue through ccxt and turns what it sees into signals 5-7.
+
+Each poll, per symbol: ``fetch_ticker`` (timed: its round-trip is the latency sample),
+``fetch_order_book`` (top ``depth`` levels), then the three snapshot generators -- order-book
+imbalance (5), divergence from the other venues this scout watches (6) and latency anomaly (7)
+-- and every vote with an opinion goes into the outbox, tagged with the scout's region. The
+monitor never talks to the primary; the outbox's pusher does, so a slow primary cannot stall
+measurement and a slow venue cannot stall delivery.
+
+REST polling only: websockets (ccxt.pro) would lower the latency of the order-book signal but
+would also hide the request round-trip this scout exists to measure.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import ccxt
+
+from nettrace.domain.fees import DEFAULT_MAKER_FEE
+from nettrace.observability.log import get_logger
+from nettrace.scouts.outbox import Outbox
+from nettrace.scouts.signal import ScoutSignal
+from nettrace.signals.base import SnapshotVote
+from nettrace.signals.divergence import price_divergence_vote
+from nettrace.signals.latency import latency_vote
+from nettrace.signals.orderbook import orderbook_imbalance_vote
+
+_log = get_logger(__name__)
+
+
+@dataclass
+class MidBoard:
+    """The latest mid per (exchange, symbol) across one scout's monitors, for signal 6.
+
+    Shared by the monitors of a region; thread-safe. Times are epoch seconds.
+    """
+
+    _mids: dict[tuple[str, str], tuple[float, float]] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def update(self, exchange: str, symbol: str, mid: float, at: float) -> None:
+        with self._lock:
+            self._mids[(exchange, symbol)] = (mid, at)
+
+    def peers(self, exchange: str, symbol: str, now: float, max_age_s: float) -> dict[str, float]:
+        """Other exchanges' mids for ``symbol`` no older than ``max_age_s`` seconds."""
+        with self._lock:
+            return {
+                other: mid
+                for (other, sym), (mid, at) in self._mids.items()
+                if sym == symbol and other != exchange and now - at <= max_age_s
+            }
+
+
+@dataclass(frozen=True)
+class MonitorParams:
+    """Tuning of one monitor. Fees and gaps are fractions; times in seconds unless ``_ms``."""
+
+    depth: int = 20
+    window_bps: float = 10.0
+    imbalance_threshold: float = 0.3
+    #: A divergence must beat this round trip (two maker fills) to be worth a vote.
+    round_trip_fee: float = 2 * DEFAULT_MAKER_FEE
+    peer_max_age_s: float = 30.0
+    ttl_s: int = 60
+    rtt_history: int = 120
+    latency_min_samples: int = 10
+
+
+class ExchangeMonitor:
+    """Polls one ccxt exchange for ``symbols`` and puts signals 5-7 in ``outbox``.
+
+    ``exchange`` is a ready ccxt instance (its ``id`` names the venue in every signal);
+    ``clock`` gives epoch seconds for signal times, ``timer`` a monotonic clock for RTTs.
+    """
+
+    def __init__(
+        self,
+        exchange: Any,
+        symbols: Sequence[str],
+        *,
+        region: str,
+        outbox: Outbox,
+        board: MidBoard | None = None,
+        params: MonitorParams | None = None,
+        clock: Callable[[], float] = time.time,
+        timer: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        self.exchange = exchange
+        self.exchange_id = str(exchange.id)
+        self.symbols = tuple(symbols)
+        self.region = region
+        self.outbox = outbox
+        self.board = board if board is not None else MidBoard()
+        self.params = params or MonitorParams()
+        self._clock = clock
+        self._timer = timer
+        # One RTT history per venue: latency is a property of the venue and the path to it.
+        self._rtts: deque[float] = deque(maxlen=self.params.rtt_history)
+
+    @property
+    def rtt_history_ms(self) -> list[float]:
+        return list(self._rtts)
+
+    def poll_once(self) -> list[ScoutSignal]:
+        """One round over every symbol; the signals put in the outbox (already stored)."""
+        signals: list[ScoutSignal] = []
+        for symbol in self.symbols:
+            signals.extend(self._poll_symbol(symbol))
+        for signal in signals:
+            self.outbox.put(signal)
+        return signals
+
+    def _poll_symbol(self, symbol: str) -> list[ScoutSignal]:
+        p = self.params
+        started = self._timer()
+        try:
+            ticker = self.exchange.fetch_ticker(symbol)
+        except ccxt.RequestTimeout as exc:
+            # A timeout *is* a latency sample (a lower bound of it): judge it, fetch no more.
+            rtt_ms = (self._timer() - started) * 1000.0
+            _log.warning("scout_request_timeout", exchange=self.exchange_id, symbol=symbol)
+            vote = self._latency(rtt_ms, note=f"request timed out: {exc}")
+            return self._signals(symbol, [vote], {"rtt_ms": round(rtt_ms, 3)})
+        except ccxt.BaseError as exc:
+            _log.warning(
+                "scout_fetch_failed",
+                exchange=self.exchange_id,
+                symbol=symbol,
+                error=f"{type(exc).__name__}: {exc}",
+            )
+            return []
+        rtt_ms = (self._timer() - started) * 1000.0
+        votes = [self._latency(rtt_ms)]
+        try:
+            book = self.exchange.fetch_order_book(symbol, p.depth)
+        except ccxt.BaseError as exc:
+            _log.warning(
+                "scout_fetch_failed",
+                exchange=self.exchange_id,
+                symbol=symbol,
+                error=f"{type(exc).__name__}: {exc}",
+            )
+            book = {"bids": [], "asks": []}
+        bids, asks = book.get("bids") or [], book.get("asks") or []
+        votes.append(
+            orderbook_imbalance_vote(
+                bids, asks, window_bps=p.window_bps, threshold=p.imbalance_threshold
+            )
+        )
+        mid = _mid(bids, asks, ticker)
+        meta: dict[str, Any] = {"rtt_ms": round(rtt_ms, 3)}
+        if mid is not None:
+            now = self._clock()
+            meta["mid"] = mid
+            peers = self.board.peers(self.exchange_id, symbol, now, p.peer_max_age_s)
+            self.board.update(self.exchange_id, symbol, mid, now)
+            if peers:
+                votes.append(price_divergence_vote(mid, peers, round_trip_fee=p.round_trip_fee))
+        return self._signals(symbol, votes, meta)
+
+    def _latency(self, rtt_ms: float, note: str = "") -> SnapshotVote:
+        p = self.params
+        vote = latency_vote(rtt_ms, list(self._rtts), min_samples=p.latency_min_samples)
+        self._rtts.append(rtt_ms)
+        if note:
+            vote = SnapshotVote(vote.name, vote.direction, vote.strength, f"{vote.reason}; {note}")
+        return vote
+
+    def _signals(
+        self, symbol: str, votes: Sequence[SnapshotVote], meta: dict[str, Any]
+    ) -> list[ScoutSignal]:
+        ts = datetime.fromtimestamp(self._clock(), UTC)
+        return [
+            ScoutSignal(
+                source=vote.name,
+                source_region=self.region,
+                exchange=self.exchange_id,
+                symbol=symbol,
+                side=vote.side,
+                confidence=vote.strength,
+                ts=ts,
+                ttl_s=self.params.ttl_s,
+                meta={**meta, "reason": vote.reason[:300]},
+            )
+            for vote in votes
+            if vote.has_opinion
+        ]
+
+
+class ExchangeMonitorAgent:
+    """Runs an ``ExchangeMonitor`` every ``interval_s`` seconds on its own thread."""
+
+    def __init__(self, monitor: ExchangeMonitor, *, interval_s: float = 5.0) -> None:
+        self.monitor = monitor
+        self.name = f"exchange_monitor:{monitor.exchange_id}"
+        self._interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            # A poll in flight finishes within the exchange's own timeout (ms).
+            self._thread.join(timeout=float(self.monitor.exchange.timeout) / 1000.0 + 1.0)
+            self._thread = None
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.monitor.poll_once()
+            except Exception:  # one bad poll must not end monitoring
+                _log.exception("scout_poll_error", agent=self.name)
+            self._stop.wait(self._interval_s)
+
+
+def _mid(bids: Sequence[Any], asks: Sequence[Any], ticker: dict[str, Any]) -> float | None:
+    """Mid from the top of book, else the ticker's bid/ask; None if neither is usable."""
+    pairs = []
+    if bids and asks:
+        pairs.append((bids[0][0], asks[0][0]))
+    pairs.append((ticker.get("bid"), ticker.get("ask")))
+    for bid, ask in pairs:
+        if bid is None or ask is None:
+            continue
+        bid_f, ask_f = float(bid), float(ask)
+        if math.isfinite(bid_f) and math.isfinite(ask_f) and 0.0 < bid_f < ask_f:
+            return (bid_f + ask_f) / 2.0
+    return None
