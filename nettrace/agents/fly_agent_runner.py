@@ -218,6 +218,7 @@ def _default_agents(runner: FlyAgentRunner) -> list[Agent]:
 def _scout_agents(runner: FlyAgentRunner, settings: Settings) -> list[Agent]:
     """One monitor per exchange sharing one mid board, one outbox and its pusher."""
     from nettrace.market.download import make_exchange
+    from nettrace.market.replay import feed_from_env
     from nettrace.scouts.monitor import ExchangeMonitor, ExchangeMonitorAgent, MidBoard
     from nettrace.scouts.outbox import PUSH_PATH, Outbox, OutboxPusher
 
@@ -233,6 +234,10 @@ def _scout_agents(runner: FlyAgentRunner, settings: Settings) -> list[Agent]:
         raise RunnerConfigError(
             f"scout {runner.region} needs its bearer token: set {SCOUT_TOKEN_ENV}"
         )
+    try:  # NETTRACE_SCOUT_FEED=replay[:DIR]: replayed candles instead of live venues
+        feed = feed_from_env(runner._env)
+    except ValueError as exc:
+        raise RunnerConfigError(str(exc)) from None
     data_dir: Path = settings.data_dir.expanduser()
     outbox = Outbox(
         data_dir / f"outbox-{runner.region}.db",
@@ -243,8 +248,13 @@ def _scout_agents(runner: FlyAgentRunner, settings: Settings) -> list[Agent]:
     board = MidBoard()
     agents: list[Agent] = []
     for watch in runner.config.exchanges:
+        exchange = (
+            make_exchange(watch.id, timeout_ms=10_000)
+            if feed is None
+            else feed.exchange(watch.id, watch.symbols)
+        )
         monitor = ExchangeMonitor(
-            make_exchange(watch.id, timeout_ms=10_000),
+            exchange,
             watch.symbols,
             region=runner.region,
             outbox=outbox,

@@ -15,7 +15,7 @@ from rich.table import Table
 from typer.exceptions import TyperException
 
 from nettrace import __version__
-from nettrace.cli import backtest, data, db, rules
+from nettrace.cli import backtest, cluster, data, db, rules, serve, tokens
 from nettrace.cli.context import CliError, CliState, state
 from nettrace.config.settings import CONFIG_ENV_VAR, SettingsError
 
@@ -36,6 +36,9 @@ app = typer.Typer(
 )
 app.add_typer(db.app, name="db")
 app.add_typer(data.app, name="data")
+app.add_typer(tokens.app, name="tokens")
+app.add_typer(cluster.app, name="cluster")
+app.command()(serve.serve)
 app.command()(rules.rules)
 app.command()(backtest.backtest)
 config_app = typer.Typer(help="Inspect the settings in force.", no_args_is_help=True)

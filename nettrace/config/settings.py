@@ -107,6 +107,39 @@ class Settings(BaseSettings):
     max_total_exposure: float = Field(_DEFAULTS.max_total_exposure, gt=0.0, le=1.0)
     max_drawdown: float = Field(_DEFAULTS.max_drawdown, gt=0.0, le=1.0)
 
+    # --- Signals API (the primary's HTTP endpoints) -----------------------------------------
+    api_max_body_bytes: int = Field(
+        1_048_576,
+        ge=1024,
+        description="Largest request body the API reads (bytes); bigger bodies get 413.",
+    )
+    api_max_batch: int = Field(
+        1000, ge=1, le=100_000, description="Most signals one push may carry."
+    )
+    api_rate_limit: str = Field(
+        "200/second",
+        min_length=1,
+        description="Per-region-token request limit (Flask-Limiter syntax, e.g. '200/second').",
+    )
+    api_rate_limit_storage_uri: str = Field(
+        "memory://",
+        description=(
+            "Where rate-limit counters live; memory:// counts per process, so with N gunicorn "
+            "workers the effective limit is N times higher (use redis:// to share them)."
+        ),
+    )
+    api_clock_skew_s: float = Field(
+        60.0, ge=0.0, le=3600.0, description="How far in the future a signal's ts may lie (s)."
+    )
+    api_max_ttl_s: float = Field(
+        86_400.0, gt=0.0, description="Longest ttl_s a pushed signal may carry (s)."
+    )
+    api_stale_after_s: float = Field(
+        120.0,
+        gt=0.0,
+        description="A region not heard from for this long is stale; its signals are not counted.",
+    )
+
     # --- Secrets: environment only ----------------------------------------------------------
     exchange_api_key: SecretStr | None = None
     exchange_api_secret: SecretStr | None = None
@@ -119,6 +152,19 @@ class Settings(BaseSettings):
             value = value.strip().lower()
             if not _REGION_CODE.fullmatch(value):
                 raise ValueError("must be a three-letter region code such as ewr, lhr, nrt or sin")
+        return value
+
+    @field_validator("api_rate_limit")
+    @classmethod
+    def _valid_rate_limit(cls, value: str) -> str:
+        from limits import parse_many
+
+        try:
+            parse_many(value)
+        except ValueError:
+            raise ValueError(
+                "not a rate limit such as '200/second' or '10/second;500/minute'"
+            ) from None
         return value
 
     @field_validator("database_url")

@@ -158,6 +158,9 @@ class ExchangeMonitor:
         )
         mid = _mid(bids, asks, ticker)
         meta: dict[str, Any] = {"rtt_ms": round(rtt_ms, 3)}
+        info = ticker.get("info")
+        if isinstance(info, dict) and info.get("replay") is True:
+            meta["replay"] = True  # a replayed feed (nettrace.market.replay), never live prices
         if mid is not None:
             now = self._clock()
             meta["mid"] = mid

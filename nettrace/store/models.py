@@ -113,6 +113,39 @@ class SignalRow(Base):
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class ApiTokenRow(Base):
+    """A region's bearer token for the signals API, stored only as its SHA-256 digest.
+
+    Tokens are 256-bit random strings, so a fast unsalted hash is enough: there is no password
+    to brute-force, and a slow KDF (bcrypt) would cost milliseconds on every request for nothing.
+    A revoked token keeps its row (``revoked_at`` set) so ``nettrace tokens list`` shows history.
+    """
+
+    __tablename__ = "api_tokens"
+    __table_args__ = (Index("ix_api_tokens_region", "region"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    region: Mapped[str] = mapped_column(String(8))
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    label: Mapped[str] = mapped_column(String(128), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None]
+
+
+class RegionHeartbeatRow(Base):
+    """When the primary last heard from each region (a push or a heartbeat), one row per region.
+
+    The cross-region view marks a region stale from this, so a scout that went silent stops
+    counting towards the sniper's agreeing signals even while its last signals are within ttl.
+    """
+
+    __tablename__ = "region_heartbeats"
+
+    region: Mapped[str] = mapped_column(String(8), primary_key=True)
+    last_heard_at: Mapped[datetime]
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
 class DecisionRow(Base):
     """The audit row of one GoalValidator call, taken or refused, with inputs and reasons.
 

@@ -1,0 +1,205 @@
+"""The OpenAPI 3.1 document served at ``/api/v1/openapi.json``, built from the pydantic models.
+
+Why by hand from ``model_json_schema`` and not a library (flask-smorest, spectree, apiflask):
+the request models *are* the validators, so their JSON Schema is by construction what the API
+accepts; a library would add a second description layer (marshmallow or decorators) that can
+drift, plus a dependency. OpenAPI 3.1 is used because its schema dialect is the JSON Schema
+2020-12 that pydantic emits, so nothing needs translating. Settings-dependent limits (batch
+size, longest ttl) are written into the document when the app is built, so the document states
+the limits this very server enforces; schemathesis checks the two agree.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+from nettrace import __version__
+from nettrace.api.schemas import (
+    CrossRegionQuery,
+    CrossRegionResponse,
+    ErrorResponse,
+    HealthResponse,
+    PushRequest,
+    PushResponse,
+    ReadyResponse,
+)
+from nettrace.config.settings import Settings
+
+_REF = "#/components/schemas/{model}"
+
+
+def _error(description: str, headers: dict[str, Any] | None = None) -> dict[str, Any]:
+    response: dict[str, Any] = {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": _REF.format(model="ErrorResponse")}}},
+    }
+    if headers:
+        response["headers"] = headers
+    return response
+
+
+def _ok(model: type[BaseModel], description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": _REF.format(model=model.__name__)}}},
+    }
+
+
+_RETRY_AFTER = {
+    "Retry-After": {
+        "description": "Seconds to wait before retrying.",
+        "schema": {"type": "string"},
+        "required": True,
+    }
+}
+
+
+def _common_errors(*, with_body: bool) -> dict[str, Any]:
+    responses = {
+        "401": _error("Missing, unknown or revoked bearer token."),
+        "429": _error("Rate limit of this region's token exceeded.", _RETRY_AFTER),
+        "503": _error("Database unavailable; retry later.", _RETRY_AFTER),
+    }
+    if with_body:
+        responses.update(
+            {
+                "400": _error("Body is not valid JSON."),
+                "403": _error("A signal or heartbeat claims a region other than the token's."),
+                "413": _error("Body larger than the configured limit."),
+                "415": _error("Body is not application/json."),
+                "422": _error("Valid JSON that breaks the schema; `field` names the culprit."),
+            }
+        )
+    else:
+        responses["422"] = _error("Invalid query parameter; `field` names it.")
+    return responses
+
+
+def build_openapi(settings: Settings) -> dict[str, Any]:
+    """The document for a server running with ``settings``."""
+    models: list[tuple[type[BaseModel], Any]] = [
+        (PushRequest, "validation"),
+        (PushResponse, "serialization"),
+        (CrossRegionResponse, "serialization"),
+        (ErrorResponse, "serialization"),
+        (HealthResponse, "serialization"),
+        (ReadyResponse, "serialization"),
+    ]
+    _, top = models_json_schema(models, ref_template=_REF)
+    schemas: dict[str, Any] = top.get("$defs", {})
+    signal = schemas["SignalIn"]["properties"]
+    signal["ttl_s"]["maximum"] = settings.api_max_ttl_s
+    signal["ts"]["description"] += (
+        f" At most {settings.api_clock_skew_s:g} s ahead of the server clock."
+    )
+    schemas["PushRequest"]["properties"]["signals"]["maxItems"] = settings.api_max_batch
+
+    query_schema = CrossRegionQuery.model_json_schema()["properties"]
+    parameters = []
+    for name, schema in query_schema.items():
+        # Every query parameter is optional; describe the non-null alternative only.
+        variants = [s for s in schema.get("anyOf", [schema]) if s.get("type") != "null"]
+        clean = {k: v for k, v in variants[0].items() if k != "title"}
+        if "default" in schema and schema["default"] is not None:
+            clean["default"] = schema["default"]
+        parameters.append(
+            {
+                "name": name,
+                "in": "query",
+                "required": False,
+                "description": schema.get("description", ""),
+                "schema": clean,
+            }
+        )
+
+    bearer: list[dict[str, list[str]]] = [{"bearerAuth": []}]
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "NetTrace Quant signals API",
+            "version": __version__,
+            "description": (
+                "Scouts push signals to the primary; the primary reads them back across regions "
+                "(DESIGN §3). Every error body is an ErrorResponse."
+            ),
+        },
+        "servers": [{"url": "/"}],
+        "paths": {
+            "/api/v1/signals/push": {
+                "post": {
+                    "operationId": "pushSignals",
+                    "summary": "Push a batch of signals (idempotent on id) and/or a heartbeat.",
+                    "security": bearer,
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {"$ref": _REF.format(model="PushRequest")}
+                            }
+                        },
+                    },
+                    "responses": {
+                        "200": _ok(PushResponse, "Batch stored (or acknowledged as duplicate)."),
+                        **_common_errors(with_body=True),
+                    },
+                }
+            },
+            "/api/v1/signals/cross-region": {
+                "get": {
+                    "operationId": "crossRegionSignals",
+                    "summary": "Fresh signals (within ttl) grouped by region, with staleness.",
+                    "security": bearer,
+                    "parameters": parameters,
+                    "responses": {
+                        "200": _ok(CrossRegionResponse, "Fresh signals by region."),
+                        **_common_errors(with_body=False),
+                    },
+                }
+            },
+            "/healthz": {
+                "get": {
+                    "operationId": "healthz",
+                    "summary": "The process is alive.",
+                    "security": [],
+                    "responses": {"200": _ok(HealthResponse, "Alive.")},
+                }
+            },
+            "/readyz": {
+                "get": {
+                    "operationId": "readyz",
+                    "summary": "Database reachable and migrations current.",
+                    "security": [],
+                    "responses": {
+                        "200": _ok(ReadyResponse, "Ready."),
+                        "503": _ok(ReadyResponse, "Not ready: database down or not migrated."),
+                    },
+                }
+            },
+            "/api/v1/openapi.json": {
+                "get": {
+                    "operationId": "openapi",
+                    "summary": "This document.",
+                    "security": [],
+                    "responses": {
+                        "200": {
+                            "description": "The OpenAPI document.",
+                            "content": {"application/json": {"schema": {"type": "object"}}},
+                        }
+                    },
+                }
+            },
+        },
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {
+                "bearerAuth": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "A region token from `nettrace tokens issue --region XXX`.",
+                }
+            },
+        },
+    }
