@@ -140,10 +140,18 @@ class Settings(BaseSettings):
         description="A region not heard from for this long is stale; its signals are not counted.",
     )
 
+    # --- Scouts -----------------------------------------------------------------------------
+    primary_url: str | None = Field(
+        None,
+        description="A scout's primary: base URL of its signals API (e.g. http://127.0.0.1:8080).",
+    )
+
     # --- Secrets: environment only ----------------------------------------------------------
     exchange_api_key: SecretStr | None = None
     exchange_api_secret: SecretStr | None = None
     operator_token: SecretStr | None = None
+    #: A scout's bearer token for the primary (``nettrace tokens issue --region R``).
+    scout_token: SecretStr | None = None
 
     @field_validator("region", "primary_region", mode="before")
     @classmethod
@@ -230,7 +238,12 @@ class Settings(BaseSettings):
         """Every secret's plain value (and the database password), for log redaction."""
         values = [
             secret.get_secret_value()
-            for secret in (self.exchange_api_key, self.exchange_api_secret, self.operator_token)
+            for secret in (
+                self.exchange_api_key,
+                self.exchange_api_secret,
+                self.operator_token,
+                self.scout_token,
+            )
             if secret is not None
         ]
         password = make_url(self.resolved_database_url()).password
@@ -249,7 +262,7 @@ class Settings(BaseSettings):
 
 
 SECRET_FIELDS: frozenset[str] = frozenset(
-    {"exchange_api_key", "exchange_api_secret", "operator_token"}
+    {"exchange_api_key", "exchange_api_secret", "operator_token", "scout_token"}
 )
 
 

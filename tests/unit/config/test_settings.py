@@ -98,7 +98,9 @@ def test_an_invalid_secret_is_reported_without_its_value(monkeypatch: pytest.Mon
     assert "hunter2" not in str(caught.value)
 
 
-@pytest.mark.parametrize("secret", ["exchange_api_key", "exchange_api_secret", "operator_token"])
+@pytest.mark.parametrize(
+    "secret", ["exchange_api_key", "exchange_api_secret", "operator_token", "scout_token"]
+)
 def test_secrets_in_a_config_file_are_refused(tmp_path: Path, secret: str) -> None:
     path = _toml(tmp_path, f'{secret} = "s3cr3t-value"\n')
     with pytest.raises(SettingsError) as caught:
@@ -134,12 +136,18 @@ def test_a_missing_config_file_is_an_error(tmp_path: Path) -> None:
 def test_secrets_never_appear_in_repr_or_safe_dump(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NETTRACE_EXCHANGE_API_SECRET", "api-secret-123")
     monkeypatch.setenv("NETTRACE_OPERATOR_TOKEN", "op-token-456")
+    monkeypatch.setenv("NETTRACE_SCOUT_TOKEN", "scout-token-321")
     monkeypatch.setenv("DATABASE_URL", "postgresql://user:db-pass-789@127.0.0.1/x")
     settings = load_settings()
     shown = repr(settings) + str(settings.safe_dump()) + settings.database_display()
-    for secret in ("api-secret-123", "op-token-456", "db-pass-789"):
+    for secret in ("api-secret-123", "op-token-456", "scout-token-321", "db-pass-789"):
         assert secret not in shown
-    assert set(settings.secret_values()) == {"api-secret-123", "op-token-456", "db-pass-789"}
+    assert set(settings.secret_values()) == {
+        "api-secret-123",
+        "op-token-456",
+        "scout-token-321",
+        "db-pass-789",
+    }
 
 
 def test_settings_are_immutable() -> None:
