@@ -95,7 +95,7 @@ def backtest(
     if empty:
         raise CliError(f"fewer than 2 candles for {', '.join(empty)} in timerange {timerange}")
     config = BacktestConfig(
-        initial_cash=cash, fees=settings.fees(), fee=fee, fill=_fill(fill),
+        initial_cash=cash, fees=settings.fees(_exchange_of(candles)), fee=fee, fill=_fill(fill),
         max_open_positions=max_open,
     )  # fmt: skip
     with Progress(
@@ -126,6 +126,12 @@ def backtest(
         except OSError as exc:
             raise CliError(f"cannot write report {report}: {exc.strerror}") from None
         st.out.print(f"report written to {report}")
+
+
+def _exchange_of(candles: dict[str, Candles]) -> str | None:
+    """The exchange whose fee schedule applies: the candles' one, if they share one."""
+    exchanges = {c.key.exchange for c in candles.values()}
+    return exchanges.pop() if len(exchanges) == 1 else None
 
 
 def _fill(value: str) -> FillModel:

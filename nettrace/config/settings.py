@@ -18,7 +18,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -44,6 +52,15 @@ _REGION_CODE = re.compile(r"[a-z]{3}")
 
 class SettingsError(Exception):
     """An invalid setting, described in one line that names the setting and the bad value."""
+
+
+class ExchangeFees(BaseModel):
+    """One exchange's maker and taker rates, as fractions of notional (0.001 = 0.10%)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    maker: float = Field(ge=0.0, lt=1.0)
+    taker: float = Field(ge=0.0, lt=1.0)
 
 
 class Settings(BaseSettings):
@@ -93,6 +110,13 @@ class Settings(BaseSettings):
     # --- Fees (fractions of notional) -------------------------------------------------------
     maker_fee: float = Field(DEFAULT_MAKER_FEE, ge=0.0, lt=1.0)
     taker_fee: float = Field(DEFAULT_TAKER_FEE, ge=0.0, lt=1.0)
+    exchange_fees: dict[str, ExchangeFees] = Field(
+        default_factory=dict,
+        description=(
+            "Per-exchange fee schedules over maker_fee/taker_fee, by ccxt id: "
+            'JSON {"binance": {"maker": 0.001, "taker": 0.001}} or a TOML table.'
+        ),
+    )
 
     # --- The gate: may only be tightened ----------------------------------------------------
     min_confidence: float = Field(MIN_CONFIDENCE, ge=MIN_CONFIDENCE, le=1.0)
@@ -214,7 +238,11 @@ class Settings(BaseSettings):
         """The database URL with any password masked, safe to print and log."""
         return make_url(self.resolved_database_url()).render_as_string(hide_password=True)
 
-    def fees(self) -> FeeSchedule:
+    def fees(self, exchange: str | None = None) -> FeeSchedule:
+        """The fee schedule of ``exchange`` (its entry in ``exchange_fees``), else the default."""
+        own = self.exchange_fees.get(exchange.lower()) if exchange else None
+        if own is not None:
+            return FeeSchedule(maker=own.maker, taker=own.taker)
         return FeeSchedule(maker=self.maker_fee, taker=self.taker_fee)
 
     def goal_thresholds(self) -> GoalThresholds:
@@ -341,7 +369,9 @@ def _describe(exc: ValidationError) -> str:
         else repr(error.get("input"))
     )
     reason = str(error["msg"]).removeprefix("Value error, ")
-    return f"invalid setting {env_name(field)} = {shown}: {reason}"
+    # A nested setting (exchange_fees) names the entry too: NETTRACE_EXCHANGE_FEES.binance.maker
+    inner = "".join(f".{part}" for part in error["loc"][1:])
+    return f"invalid setting {env_name(field)}{inner} = {shown}: {reason}"
 
 
 def _field_for(loc: str) -> str:

@@ -240,3 +240,19 @@ def test_synth_bad_arguments_exit_2(env: dict[str, str], args: list[str], expect
     assert result.returncode == 2
     [line] = result.stderr.strip().splitlines()
     assert expected in line
+
+
+def test_the_exchanges_own_fee_schedule_applies(
+    shared_data: Path, env: dict[str, str], tmp_path: Path
+) -> None:
+    env["NETTRACE_EXCHANGE_FEES"] = '{"binance": {"maker": 0.001, "taker": 0.002}}'
+    run = nettrace(
+        "backtest", "--strategy", "ema_cross", "--data", shared_data / REAL,
+        "--timerange", "20180210-20180220", "--export", tmp_path / "fees.json", env=env,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    trades = json.loads((tmp_path / "fees.json").read_text())["trades"]
+    assert trades
+    for row in trades:  # next-open fills are market orders: binance's taker rate, both legs
+        notional = row["amount"] * (row["entry_price"] + row["exit_price"])
+        assert row["fee"] == pytest.approx(0.002 * notional, rel=1e-9)

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from nettrace.config.settings import Settings, SettingsError, env_name, load_settings
+from nettrace.domain.fees import FeeSchedule
 
 
 @pytest.fixture(autouse=True)
@@ -163,3 +164,19 @@ def test_risk_limits_and_thresholds_come_from_settings(monkeypatch: pytest.Monke
     assert settings.risk_limits().max_open_positions == 3
     assert settings.goal_thresholds().entry_margin == 0.002
     assert isinstance(settings, Settings)
+
+
+def test_fees_per_exchange_override_the_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NETTRACE_EXCHANGE_FEES", '{"binance": {"maker": 0.001, "taker": 0.002}}')
+    settings = load_settings()
+    assert settings.fees("binance") == FeeSchedule(maker=0.001, taker=0.002)
+    assert settings.fees("BINANCE") == FeeSchedule(maker=0.001, taker=0.002)
+    assert settings.fees("kraken") == FeeSchedule(maker=0.004, taker=0.006)
+    assert settings.fees() == FeeSchedule(maker=0.004, taker=0.006)
+
+
+def test_a_bad_exchange_fee_names_the_exchange_and_rate(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NETTRACE_EXCHANGE_FEES", '{"binance": {"maker": 2, "taker": 0.001}}')
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert "NETTRACE_EXCHANGE_FEES.binance.maker = 2" in str(caught.value)
