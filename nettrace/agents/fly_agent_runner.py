@@ -28,6 +28,7 @@ from nettrace.observability.log import get_logger
 
 if TYPE_CHECKING:
     from nettrace.config.settings import Settings
+    from nettrace.scouts.stream import StreamFeed
 
 #: DESIGN §1: the primary's agents, in start order.
 PRIMARY_AGENTS: Final[tuple[str, ...]] = (
@@ -259,10 +260,24 @@ def _scout_agents(runner: FlyAgentRunner, settings: Settings) -> list[Agent]:
             region=runner.region,
             outbox=outbox,
             board=board,
+            # Live venues stream over websockets where ccxt.pro can; replays have no sockets.
+            stream=_stream_feed(watch.id, watch.symbols) if feed is None else None,
         )
         agents.append(ExchangeMonitorAgent(monitor))
     agents.append(OutboxPusher(outbox))
     return agents
+
+
+def _stream_feed(exchange_id: str, symbols: Sequence[str]) -> StreamFeed | None:
+    """A websocket feed (ccxt.pro) for a venue that offers one, else None: REST only."""
+    from nettrace.scouts.stream import StreamFeed, has_stream
+
+    if not has_stream(exchange_id):
+        return None
+    import ccxt.pro
+
+    exchange = getattr(ccxt.pro, exchange_id)({"enableRateLimit": True, "timeout": 10_000})
+    return StreamFeed(exchange, symbols)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -7,8 +7,13 @@ imbalance (5), divergence from the other venues this scout watches (6) and laten
 monitor never talks to the primary; the outbox's pusher does, so a slow primary cannot stall
 measurement and a slow venue cannot stall delivery.
 
-REST polling only: websockets (ccxt.pro) would lower the latency of the order-book signal but
-would also hide the request round-trip this scout exists to measure.
+With a ``StreamFeed`` (nettrace.scouts.stream) whose snapshot of the symbol is fresh, the
+order book and the mid come from the websocket stream instead (``meta["feed"] == "stream"``):
+no ``fetch_order_book``. The timed ``fetch_ticker`` still runs every poll, because it *is* the
+latency probe: signal 7 is about the request path this scout's region has to the venue's REST
+API, which a stream's push timing or its ping/pong does not measure. A stale stream (socket
+down, reconnecting, or quiet for too long) means a plain REST poll for that symbol
+(``meta["feed"] == "rest"``), so a dropped websocket costs freshness, never signals.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from nettrace.domain.fees import DEFAULT_MAKER_FEE
 from nettrace.observability.log import get_logger
 from nettrace.scouts.outbox import Outbox
 from nettrace.scouts.signal import ScoutSignal
+from nettrace.scouts.stream import StreamFeed
 from nettrace.signals.base import SnapshotVote
 from nettrace.signals.divergence import price_divergence_vote
 from nettrace.signals.latency import latency_vote
@@ -80,6 +86,7 @@ class ExchangeMonitor:
 
     ``exchange`` is a ready ccxt instance (its ``id`` names the venue in every signal);
     ``clock`` gives epoch seconds for signal times, ``timer`` a monotonic clock for RTTs.
+    ``stream``, if given, is a started ``StreamFeed`` of the same venue: used while fresh.
     """
 
     def __init__(
@@ -93,8 +100,10 @@ class ExchangeMonitor:
         params: MonitorParams | None = None,
         clock: Callable[[], float] = time.time,
         timer: Callable[[], float] = time.perf_counter,
+        stream: StreamFeed | None = None,
     ) -> None:
         self.exchange = exchange
+        self.stream = stream
         self.exchange_id = str(exchange.id)
         self.symbols = tuple(symbols)
         self.region = region
@@ -140,16 +149,16 @@ class ExchangeMonitor:
             return []
         rtt_ms = (self._timer() - started) * 1000.0
         votes = [self._latency(rtt_ms)]
-        try:
-            book = self.exchange.fetch_order_book(symbol, p.depth)
-        except ccxt.BaseError as exc:
-            _log.warning(
-                "scout_fetch_failed",
-                exchange=self.exchange_id,
-                symbol=symbol,
-                error=f"{type(exc).__name__}: {exc}",
-            )
-            book = {"bids": [], "asks": []}
+        snap = self.stream.snapshot(symbol) if self.stream is not None else None
+        feed = "rest"
+        if snap is not None and snap.fresh and snap.book is not None:
+            book, feed = snap.book, "stream"
+        else:
+            book = self._fetch_book(symbol)
+        if snap is not None and snap.fresh and snap.ticker is not None:
+            # The stream's best bid/ask is newer than the REST ticker; keep REST's other fields.
+            ticker = {**ticker, "bid": snap.ticker.get("bid"), "ask": snap.ticker.get("ask")}
+            feed = "stream"
         bids, asks = book.get("bids") or [], book.get("asks") or []
         votes.append(
             orderbook_imbalance_vote(
@@ -157,7 +166,9 @@ class ExchangeMonitor:
             )
         )
         mid = _mid(bids, asks, ticker)
-        meta: dict[str, Any] = {"rtt_ms": round(rtt_ms, 3)}
+        meta: dict[str, Any] = {"rtt_ms": round(rtt_ms, 3), "feed": feed}
+        if snap is not None and not snap.fresh:
+            meta["stream_stale"] = snap.reason[:200]
         info = ticker.get("info")
         if isinstance(info, dict) and info.get("replay") is True:
             meta["replay"] = True  # a replayed feed (nettrace.market.replay), never live prices
@@ -169,6 +180,19 @@ class ExchangeMonitor:
             if peers:
                 votes.append(price_divergence_vote(mid, peers, round_trip_fee=p.round_trip_fee))
         return self._signals(symbol, votes, meta)
+
+    def _fetch_book(self, symbol: str) -> dict[str, Any]:
+        try:
+            book: dict[str, Any] = self.exchange.fetch_order_book(symbol, self.params.depth)
+        except ccxt.BaseError as exc:
+            _log.warning(
+                "scout_fetch_failed",
+                exchange=self.exchange_id,
+                symbol=symbol,
+                error=f"{type(exc).__name__}: {exc}",
+            )
+            return {"bids": [], "asks": []}
+        return book
 
     def _latency(self, rtt_ms: float, note: str = "") -> SnapshotVote:
         p = self.params
@@ -210,6 +234,13 @@ class ExchangeMonitorAgent:
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
+        # The feed first: a stream that fails to start only means REST polls until it does.
+        stream = self.monitor.stream
+        if stream is not None:
+            try:
+                stream.start()
+            except RuntimeError:
+                _log.warning("scout_stream_not_started", agent=self.name)
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
         self._thread.start()
@@ -220,6 +251,8 @@ class ExchangeMonitorAgent:
             # A poll in flight finishes within the exchange's own timeout (ms).
             self._thread.join(timeout=float(self.monitor.exchange.timeout) / 1000.0 + 1.0)
             self._thread = None
+        if self.monitor.stream is not None:
+            self.monitor.stream.stop()
 
     def _run(self) -> None:
         while not self._stop.is_set():

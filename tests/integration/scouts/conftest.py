@@ -129,6 +129,8 @@ class FakeVenue:
     bids: list[list[str]] = field(default_factory=lambda: [["99.99", "1"], ["99.95", "1"]])
     asks: list[list[str]] = field(default_factory=lambda: [["100.01", "1"], ["100.05", "1"]])
     delay_s: float = 0.0
+    #: The book's ``lastUpdateId``: a websocket depth stream's diffs continue from it.
+    update_id: int = 1
     failures: list[Reply] = field(default_factory=list)
     paths: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -149,7 +151,9 @@ class FakeVenue:
                 "askPrice": self.asks[0][0], "closeTime": 1_700_000_000_000,
             }, {}  # fmt: skip
         if path == "/api/v3/depth":
-            return 200, {"lastUpdateId": 1, "bids": self.bids, "asks": self.asks}, {}
+            with self.lock:
+                book = {"lastUpdateId": self.update_id, "bids": self.bids, "asks": self.asks}
+                return 200, json.loads(json.dumps(book)), {}
         return 404, {"code": -1, "msg": f"no {path}"}, {}
 
 

@@ -22,6 +22,8 @@ from nettrace.agents.fly_agent_runner import (
     main,
 )
 from nettrace.config.regions import build_region_table
+from nettrace.scouts.monitor import ExchangeMonitorAgent
+from nettrace.scouts.stream import has_stream
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -140,6 +142,28 @@ def test_a_scout_with_its_config_builds_monitors_and_a_pusher(
     agents = runner.build_agents()
     assert [a.name for a in agents] == [*runner.get_agents_for_region(), "outbox_pusher"]
     assert (tmp_path / "outbox-lhr.db").is_file()
+    # Live venues that ccxt.pro streams get a websocket feed (REST stays the fallback); the
+    # feed is built, not started: nothing here connects anywhere.
+    monitors = [a for a in agents if isinstance(a, ExchangeMonitorAgent)]
+    assert monitors
+    for agent in monitors:
+        stream = agent.monitor.stream
+        assert (stream is not None) == has_stream(agent.monitor.exchange_id)
+        assert stream is None or not stream.running
+    assert any(a.monitor.stream is not None for a in monitors)  # kraken and bitstamp stream
+
+
+def test_a_replaying_scout_has_no_websocket_feed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NETTRACE_DATA_DIR", str(tmp_path))
+    runner = FlyAgentRunner(
+        env={"FLY_REGION": "lhr", "NETTRACE_PRIMARY_URL": "http://127.0.0.1:9",
+             "NETTRACE_SCOUT_TOKEN": "t", "NETTRACE_SCOUT_FEED": "replay"},
+    )  # fmt: skip
+    monitors = [a for a in runner.build_agents() if isinstance(a, ExchangeMonitorAgent)]
+    assert monitors
+    assert all(a.monitor.stream is None for a in monitors)
 
 
 def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
