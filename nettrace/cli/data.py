@@ -198,8 +198,11 @@ def list_(ctx: typer.Context) -> None:
         )
         return
     table = Table(title=f"Candles in {store.root}")
-    for name in ("Exchange", "Pair", "TF", "First (UTC)", "Last (UTC)"):
-        table.add_column(name)
+    # The key columns never wrap, so a narrow terminal folds the dates, not the names.
+    for name in ("Exchange", "Pair", "TF"):
+        table.add_column(name, no_wrap=True)
+    for name in ("First (UTC)", "Last (UTC)"):
+        table.add_column(name, min_width=10)  # "2024-01-01" stays whole; the time may fold
     for name in ("Rows", "Gaps", "Missing bars"):
         table.add_column(name, justify="right")
     table.add_column("Synthetic")
