@@ -1,0 +1,1 @@
+"""Execution: order intents become exchange orders, maker-first, from the primary region only."""
