@@ -1,0 +1,355 @@
+"""Orders and their history: one ``orders`` row per client order id, one transition row per change.
+
+This is the storage half of the order state machine. It knows nothing of which moves are legal:
+``nettrace.execution.orders`` (a layer above) decides that, and hands ``apply`` a planner that is
+run against the order as it is *inside the writing transaction*. The write is a compare-and-set
+on (state, filled, exchange order id), so two writers racing on one order can never both win:
+the loser re-reads and is planned again. The new state and its ``OrderTransitionRow`` are written
+in one transaction, so a state change without its history row cannot exist.
+
+Creation is idempotent on the client order id (a retry returns the existing row, never a second
+one) and refused unless an *approved* decision for the same symbol and side is stored. Writes are
+refused outside the primary region, here as well as in the execution layer.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal, cast
+
+from sqlalchemy import CursorResult, select, update
+from sqlalchemy.exc import IntegrityError
+
+from nettrace.domain.types import OrderState, Side
+from nettrace.store.database import Database
+from nettrace.store.models import DecisionRow, OrderRow, OrderTransitionRow, utcnow
+
+#: How many times ``apply`` re-reads and re-plans after losing a race to another writer.
+MAX_CAS_ATTEMPTS = 20
+
+OrderType = Literal["limit", "market"]
+
+
+class OrderStoreError(Exception):
+    """An order could not be created or changed; the message names the order and the cause."""
+
+
+class NotPrimaryRegionError(OrderStoreError):
+    """Something tried to create or change an order outside the primary region."""
+
+    def __init__(self, region: str, primary_region: str, action: str) -> None:
+        super().__init__(
+            f"refused to {action}: region {region!r} is not the primary region "
+            f"{primary_region!r}; only the primary places orders"
+        )
+        self.region = region
+        self.primary_region = primary_region
+        self.action = action
+
+
+class DecisionNotApprovedError(OrderStoreError):
+    """No stored, approved decision backs this order (or it approved another symbol/side)."""
+
+
+class ClientOrderIdConflictError(OrderStoreError):
+    """A client order id already belongs to a different order (another decision or terms)."""
+
+
+class OrderNotFoundError(OrderStoreError):
+    """No order has this client order id."""
+
+
+class ConcurrentUpdateError(OrderStoreError):
+    """An order kept changing under us; ``apply`` gave up after ``MAX_CAS_ATTEMPTS``."""
+
+
+@dataclass(frozen=True, slots=True)
+class OrderIntent:
+    """What to place: validated on construction, so a malformed intent never reaches a table.
+
+    ``amount`` is in base units, ``price`` in quote per base (``None`` only for market orders).
+    """
+
+    exchange: str
+    symbol: str
+    side: Side
+    amount: float
+    price: float | None
+    order_type: OrderType = "limit"
+    post_only: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.exchange or not self.symbol:
+            raise ValueError("an order intent needs an exchange and a symbol")
+        if not isinstance(self.side, Side):
+            raise ValueError(f"side must be a Side, got {self.side!r}")
+        if not _positive(self.amount):
+            raise ValueError(f"amount must be a finite number > 0, got {self.amount!r}")
+        if self.order_type == "limit":
+            if not _positive(self.price):
+                raise ValueError(f"a limit order needs a finite price > 0, got {self.price!r}")
+        elif self.order_type == "market":
+            if self.price is not None or self.post_only:
+                raise ValueError("a market order has no price and cannot be post-only")
+        else:
+            raise ValueError(f"order type must be 'limit' or 'market', got {self.order_type!r}")
+
+
+def _positive(value: object) -> bool:
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value > 0
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class OrderFacts:
+    """An order as it stands, handed to a planner inside the writing transaction."""
+
+    client_order_id: str
+    state: OrderState
+    amount: float
+    filled: float
+    exchange_order_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class OrderChange:
+    """What a planner decided: the order's new state, cumulative fill and exchange id."""
+
+    to_state: OrderState
+    filled: float
+    exchange_order_id: str | None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+#: Decides the change for an order (``None``: nothing to do) or raises to refuse it.
+Planner = Callable[[OrderFacts], OrderChange | None]
+
+
+class _LostRaceError(Exception):
+    pass
+
+
+def _facts(row: OrderRow) -> OrderFacts:
+    return OrderFacts(
+        client_order_id=row.client_order_id,
+        state=OrderState(row.state),
+        amount=row.amount,
+        filled=row.filled,
+        exchange_order_id=row.exchange_order_id,
+    )
+
+
+class OrderStore:
+    """The ``orders`` and ``order_transitions`` tables for the process in ``region``."""
+
+    def __init__(self, database: Database, region: str, primary_region: str) -> None:
+        self._db = database
+        self._region = region
+        self._primary = primary_region
+
+    def _require_primary(self, action: str) -> None:
+        if self._region != self._primary:
+            raise NotPrimaryRegionError(self._region, self._primary, action)
+
+    # --- Writes -------------------------------------------------------------------------------
+
+    def create(
+        self,
+        intent: OrderIntent,
+        decision_id: str,
+        client_order_id: str,
+        *,
+        detail: dict[str, Any] | None = None,
+    ) -> OrderRow:
+        """Store a new ``pending_submit`` order and its first transition, or return the same
+        order if ``client_order_id`` already exists (a retry). Never writes a second row."""
+        self._require_primary(f"create order {client_order_id}")
+        existing = self.get(client_order_id)
+        if existing is not None:
+            return self._same_order(existing, intent, decision_id)
+        self._require_approved(decision_id, intent, client_order_id)
+        now = utcnow()
+        try:
+            with self._db.session() as session:
+                row = OrderRow(
+                    client_order_id=client_order_id,
+                    decision_id=decision_id,
+                    region=self._region,
+                    exchange=intent.exchange,
+                    symbol=intent.symbol,
+                    side=intent.side.value,
+                    order_type=intent.order_type,
+                    post_only=intent.post_only,
+                    price=intent.price,
+                    amount=float(intent.amount),
+                    filled=0.0,
+                    state=OrderState.PENDING_SUBMIT.value,
+                    exchange_order_id=None,
+                    created_at=now,
+                    updated_at=now,
+                )
+                session.add(row)
+                session.flush()
+                session.add(
+                    OrderTransitionRow(
+                        order_id=row.id,
+                        from_state=None,
+                        to_state=OrderState.PENDING_SUBMIT.value,
+                        at=now,
+                        detail={"reason": "created", "filled": 0.0, **(detail or {})},
+                    )
+                )
+            return row
+        except IntegrityError:
+            # Another writer created it between our read and our insert: theirs is the order.
+            existing = self.get(client_order_id)
+            if existing is None:
+                raise
+            return self._same_order(existing, intent, decision_id)
+
+    def apply(self, client_order_id: str, plan: Planner) -> OrderRow:
+        """Run ``plan`` on the order and store its change with one transition row, atomically.
+
+        ``plan`` may run more than once if another writer changes the order meanwhile; it must
+        be a pure function of the facts it is given. Returns the order as stored afterwards.
+        """
+        self._require_primary(f"change order {client_order_id}")
+        for _ in range(MAX_CAS_ATTEMPTS):
+            try:
+                return self._apply_once(client_order_id, plan)
+            except _LostRaceError:
+                continue
+        raise ConcurrentUpdateError(
+            f"order {client_order_id}: kept changing under {MAX_CAS_ATTEMPTS} attempts; not changed"
+        )
+
+    def _apply_once(self, client_order_id: str, plan: Planner) -> OrderRow:
+        with self._db.session() as session:
+            row = session.scalar(
+                select(OrderRow).where(OrderRow.client_order_id == client_order_id)
+            )
+            if row is None:
+                raise OrderNotFoundError(f"order {client_order_id}: no such client order id")
+            before = _facts(row)
+            change = plan(before)
+            if change is None:
+                return row
+            now = utcnow()
+            same_exchange_id = (
+                OrderRow.exchange_order_id.is_(None)
+                if before.exchange_order_id is None
+                else OrderRow.exchange_order_id == before.exchange_order_id
+            )
+            result = cast(
+                CursorResult[Any],
+                session.execute(
+                    update(OrderRow)
+                    .where(
+                        OrderRow.id == row.id,
+                        OrderRow.state == before.state.value,
+                        OrderRow.filled == before.filled,
+                        same_exchange_id,
+                    )
+                    .values(
+                        state=change.to_state.value,
+                        filled=change.filled,
+                        exchange_order_id=change.exchange_order_id,
+                        updated_at=now,
+                    )
+                    .execution_options(synchronize_session=False)
+                ),
+            )
+            if result.rowcount != 1:
+                raise _LostRaceError
+            session.add(
+                OrderTransitionRow(
+                    order_id=row.id,
+                    from_state=before.state.value,
+                    to_state=change.to_state.value,
+                    at=now,
+                    detail={"filled": change.filled, **change.detail},
+                )
+            )
+            session.flush()
+            session.refresh(row)
+            return row
+
+    # --- Reads --------------------------------------------------------------------------------
+
+    def get(self, client_order_id: str) -> OrderRow | None:
+        with self._db.session() as session:
+            return session.scalar(
+                select(OrderRow).where(OrderRow.client_order_id == client_order_id)
+            )
+
+    def in_states(self, *states: OrderState) -> list[OrderRow]:
+        """Orders in any of ``states``, oldest first."""
+        query = (
+            select(OrderRow)
+            .where(OrderRow.state.in_([s.value for s in states]))
+            .order_by(OrderRow.created_at, OrderRow.id)
+        )
+        with self._db.session() as session:
+            return list(session.scalars(query))
+
+    def history(self, client_order_id: str) -> list[OrderTransitionRow]:
+        """Every transition of the order, in the order they happened (empty if no such order)."""
+        query = (
+            select(OrderTransitionRow)
+            .join(OrderRow, OrderTransitionRow.order_id == OrderRow.id)
+            .where(OrderRow.client_order_id == client_order_id)
+            .order_by(OrderTransitionRow.id)
+        )
+        with self._db.session() as session:
+            return list(session.scalars(query))
+
+    # --- Checks -------------------------------------------------------------------------------
+
+    def _require_approved(self, decision_id: str, intent: OrderIntent, client_id: str) -> None:
+        with self._db.session() as session:
+            decision = session.get(DecisionRow, decision_id)
+        where = f"order {client_id}: decision {decision_id!r}"
+        if decision is None:
+            raise DecisionNotApprovedError(f"{where} is not recorded; no order without one")
+        if not decision.approved:
+            raise DecisionNotApprovedError(f"{where} was refused; no order for it")
+        if decision.symbol != intent.symbol or decision.side != intent.side.value:
+            raise DecisionNotApprovedError(
+                f"{where} approved {decision.side} {decision.symbol}, "
+                f"not {intent.side.value} {intent.symbol}"
+            )
+
+    @staticmethod
+    def _same_order(row: OrderRow, intent: OrderIntent, decision_id: str) -> OrderRow:
+        stored = (
+            row.decision_id,
+            row.exchange,
+            row.symbol,
+            row.side,
+            row.order_type,
+            row.post_only,
+            row.price,
+            row.amount,
+        )
+        wanted = (
+            decision_id,
+            intent.exchange,
+            intent.symbol,
+            intent.side.value,
+            intent.order_type,
+            intent.post_only,
+            intent.price,
+            float(intent.amount),
+        )
+        if stored != wanted:
+            raise ClientOrderIdConflictError(
+                f"order {row.client_order_id} exists with other terms {stored!r}; "
+                f"a retry must repeat them exactly, got {wanted!r}"
+            )
+        return row
