@@ -105,7 +105,7 @@ class TradeRecords:
         """The rows as ``Trade`` objects.
 
         The columns go to Python lists in one C call each (per-element numpy indexing is many
-        times slower), and the datetimes are built exactly as ``ms_to_datetime`` builds them.
+        times slower), and each time is ``datetime.fromtimestamp(ms / 1000, UTC)``.
         """
         to_datetime = datetime.fromtimestamp
         pairs, reasons = self.pairs, EXIT_REASONS
@@ -233,10 +233,6 @@ class BacktestResult:
             "fingerprint": self.fingerprint,
             "trades": [t.to_export() for t in self.trades],
         }
-
-
-def ms_to_datetime(ms: int) -> datetime:
-    return datetime.fromtimestamp(int(ms) / 1000, tz=UTC)
 
 
 def _iso(moment: datetime) -> str:
