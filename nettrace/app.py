@@ -11,7 +11,7 @@ from __future__ import annotations
 from flask import Flask, Response
 from flask_limiter import Limiter
 
-from nettrace.api import auth, health, signals_api
+from nettrace.api import auth, control, health, signals_api
 from nettrace.api.errors import register_error_handlers
 from nettrace.api.openapi import build_openapi
 from nettrace.api.state import ApiState, install
@@ -65,6 +65,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     limiter.exempt(health.blueprint)
     app.register_blueprint(health.blueprint)
     app.register_blueprint(signals_api.blueprint)
+    app.register_blueprint(control.blueprint)
     return app
 
 

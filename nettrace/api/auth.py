@@ -1,5 +1,9 @@
 """Bearer-token authentication: every request outside the public endpoints needs a region token.
 
+The operator's control endpoints (raise and clear HARDSTOP) take the operator token instead
+(``NETTRACE_OPERATOR_TOKEN``, compared in constant time; 503 when none is configured, since then
+nobody can be the operator); the operator may also read the HARDSTOP state.
+
 It runs as an app-level ``before_request`` registered *before* Flask-Limiter's, so the limiter
 can key its counters by the authenticated region (one budget per scout, however many IPs it
 uses) and an unauthenticated request never costs a scout part of its budget.
@@ -7,6 +11,7 @@ uses) and an unauthenticated request never costs a scout part of its budget.
 
 from __future__ import annotations
 
+import hmac
 from typing import Final
 
 from flask import g, request
@@ -16,6 +21,10 @@ from nettrace.api.state import api_state
 
 #: Endpoints anyone may call (liveness probes and the API's own description).
 PUBLIC_ENDPOINTS: Final = frozenset({"health.healthz", "health.readyz", "health.openapi", "static"})
+#: Endpoints that need the operator token instead of a region token.
+OPERATOR_ENDPOINTS: Final = frozenset({"control.raise_hardstop", "control.clear_hardstop"})
+#: Endpoints the operator token may read as well as any region token.
+OPERATOR_READABLE: Final = frozenset({"control.hardstop_status"})
 
 
 def authenticate() -> None:
@@ -23,10 +32,14 @@ def authenticate() -> None:
     endpoint = request.endpoint
     if endpoint is None or endpoint in PUBLIC_ENDPOINTS:
         return  # unknown routes fall through to a JSON 404/405
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token:
+    token = _bearer()
+    if endpoint in OPERATOR_ENDPOINTS:
+        _authenticate_operator(token)
+        return
+    if endpoint in OPERATOR_READABLE and _is_operator(token):
+        g.operator = True
+        return
+    if not token:
         raise ApiError(
             401,
             "unauthorized",
@@ -42,6 +55,36 @@ def authenticate() -> None:
             headers={"WWW-Authenticate": 'Bearer realm="nettrace", error="invalid_token"'},
         )
     g.region = region
+
+
+def _bearer() -> str:
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
+
+
+def _is_operator(token: str) -> bool:
+    secret = api_state().settings.operator_token
+    if secret is None or not token:
+        return False
+    return hmac.compare_digest(token.encode(), secret.get_secret_value().encode())
+
+
+def _authenticate_operator(token: str) -> None:
+    if api_state().settings.operator_token is None:
+        raise ApiError(
+            503,
+            "operator_token_not_configured",
+            "no operator token is configured (set NETTRACE_OPERATOR_TOKEN); "
+            "HARDSTOP cannot be raised or cleared over the API",
+        )
+    if not _is_operator(token):
+        raise ApiError(
+            401,
+            "unauthorized",
+            "this endpoint needs the operator token (Authorization: Bearer <operator token>)",
+            headers={"WWW-Authenticate": 'Bearer realm="nettrace-operator"'},
+        )
+    g.operator = True
 
 
 def rate_limit_key() -> str:

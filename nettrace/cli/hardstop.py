@@ -1,0 +1,119 @@
+"""``nettrace hardstop``: show, raise and clear the HARDSTOP latch (DESIGN §3).
+
+Only the operator clears HARDSTOP, and clearing restarts trading, so ``clear`` asks for
+confirmation unless ``--yes`` is given, and says what it cleared.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Annotated
+
+import typer
+from rich.table import Table
+from sqlalchemy.exc import OperationalError, ProgrammingError
+
+from nettrace.cli.context import CliError, state
+from nettrace.store.database import Database
+from nettrace.store.hardstop import HardstopLatch
+
+app = typer.Typer(help="Show, raise and clear the HARDSTOP trading halt.", no_args_is_help=True)
+
+OPERATOR = "operator"
+
+
+@contextmanager
+def _latch(ctx: typer.Context) -> Iterator[HardstopLatch]:
+    settings = state(ctx).settings
+    database = Database(settings.resolved_database_url())
+    try:
+        yield HardstopLatch(database)
+    except (OperationalError, ProgrammingError) as exc:
+        text = str(getattr(exc, "orig", exc) or exc).strip().splitlines()
+        detail = text[0] if text else type(exc).__name__
+        raise CliError(
+            f"cannot use the HARDSTOP tables in {settings.database_display()}: {detail} "
+            "(is the database reachable and migrated? run `nettrace db upgrade`)"
+        ) from None
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    finally:
+        database.dispose()
+
+
+def _when(value: datetime | None) -> str:
+    return value.isoformat(timespec="seconds") if value is not None else "-"
+
+
+@app.command()
+def status(
+    ctx: typer.Context,
+    events: Annotated[int, typer.Option(min=0, max=1000, help="How many recent events.")] = 5,
+) -> None:
+    """Is HARDSTOP raised? By whom, why, since when; and the last events."""
+    with _latch(ctx) as latch:
+        current = latch.state()
+        recent = latch.events(events) if events else []
+    out = state(ctx).out
+    if current.active:
+        out.print("[bold red]HARDSTOP ACTIVE[/]: trading is halted in every region.")
+    else:
+        out.print("[bold green]HARDSTOP inactive[/]: trading may run.")
+    table = Table(show_header=False)
+    table.add_row("active", "yes" if current.active else "no")
+    table.add_row("source", current.source or "-")
+    table.add_row("reason", current.reason or "-")
+    table.add_row("raised at", _when(current.raised_at))
+    table.add_row("cleared at", _when(current.cleared_at))
+    table.add_row("cleared by", current.cleared_by or "-")
+    out.print(table)
+    if recent:
+        log = Table("id", "at", "action", "source", "reason", title="Last events")
+        for event in recent:
+            log.add_row(str(event.id), _when(event.at), event.action, event.source, event.reason)
+        out.print(log)
+
+
+@app.command("raise")
+def raise_(
+    ctx: typer.Context,
+    reason: Annotated[str, typer.Option(help="Why trading must halt (kept in the log).")],
+) -> None:
+    """Raise HARDSTOP as the operator: no new orders in any region until it is cleared."""
+    with _latch(ctx) as latch:
+        before = latch.state()
+        after = latch.raise_(OPERATOR, reason)
+    out = state(ctx).out
+    if before.active:
+        out.print(
+            f"HARDSTOP was already active (source {after.source}: {after.reason}); "
+            "your raise is logged."
+        )
+    else:
+        out.print(f"HARDSTOP raised by {OPERATOR}: {after.reason}")
+
+
+@app.command()
+def clear(
+    ctx: typer.Context,
+    reason: Annotated[str, typer.Option(help="Why it is safe to trade again (kept in the log).")],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Clear HARDSTOP (operator only): trading may resume."""
+    with _latch(ctx) as latch:
+        current = latch.state()
+        if not current.active:
+            state(ctx).out.print("HARDSTOP is not active; nothing to clear.")
+            return
+        if not yes and not typer.confirm(
+            f"Clear HARDSTOP (source {current.source}: {current.reason})? Trading may resume",
+            default=False,
+        ):
+            raise CliError("not cleared: confirmation refused (use --yes to skip the prompt)")
+        cleared = latch.clear(OPERATOR, reason)
+    state(ctx).out.print(
+        f"HARDSTOP cleared by {OPERATOR}: was raised by {cleared.source} at "
+        f"{_when(cleared.raised_at)} ({cleared.reason}); reason for clearing: {reason.strip()}"
+    )

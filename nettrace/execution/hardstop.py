@@ -1,0 +1,153 @@
+"""HARDSTOP sources (DESIGN §3): the daily-loss monitor and the HANDOFF.md line.
+
+``DailyLossMonitor`` is pure: it is fed mark-to-market equity (unrealised losses count) per
+tick and compares it with the equity at the start of the UTC day. The line is the one
+``backtest.metrics`` uses: a fall *beyond* ``HARDSTOP_DAILY_LOSS`` breaches, a fall of exactly
+5% does not (with ``FLOAT_TOLERANCE`` so binary rounding cannot trip it). A non-finite or
+non-positive equity is a data fault: logged, never a breach, never a new day-start value.
+
+``HardstopGuard`` ties both sources to the persisted latch, so a breach raises HARDSTOP within
+the same tick that saw it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import structlog
+
+from nettrace.agents.agent_goals import FLOAT_TOLERANCE, HARDSTOP_DAILY_LOSS
+from nettrace.store.hardstop import HardstopLatch, HardstopState
+
+_log = structlog.get_logger(__name__)
+
+SOURCE_DAILY_LOSS = "daily_loss"
+SOURCE_HANDOFF = "handoff"
+
+
+@dataclass(frozen=True, slots=True)
+class DailyLossBreach:
+    """Equity fell beyond the daily-loss line."""
+
+    ts: datetime
+    day: date
+    day_start_equity: float
+    equity: float
+    #: Fractional change from the day start (negative: -0.0612 is a 6.12% fall).
+    change: float
+
+    @property
+    def reason(self) -> str:
+        return (
+            f"daily loss {self.change:.2%} on {self.day.isoformat()} UTC: equity "
+            f"{self.equity:.2f} vs day start {self.day_start_equity:.2f} "
+            f"(limit -{HARDSTOP_DAILY_LOSS:.0%})"
+        )
+
+
+def _valid_equity(value: float) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value) and value > 0.0
+
+
+def _utc(ts: datetime) -> datetime:
+    if ts.tzinfo is None:
+        raise ValueError(f"naive timestamp {ts!r}: ticks must be timezone-aware UTC")
+    return ts.astimezone(UTC)
+
+
+class DailyLossMonitor:
+    """Tracks the UTC-day-start equity and reports a breach of the daily-loss line."""
+
+    def __init__(self, limit: float = HARDSTOP_DAILY_LOSS) -> None:
+        if not (0.0 < limit <= HARDSTOP_DAILY_LOSS):
+            raise ValueError(
+                f"limit {limit!r} must be in (0, {HARDSTOP_DAILY_LOSS}] (tighten only)"
+            )
+        self._limit = limit
+        self._day: date | None = None
+        self._day_start: float | None = None
+
+    @property
+    def day(self) -> date | None:
+        return self._day
+
+    @property
+    def day_start_equity(self) -> float | None:
+        return self._day_start
+
+    def set_day_start(self, day: date, equity: float) -> None:
+        """Use a known day-start value (e.g. the stored snapshot at 00:00 UTC) for ``day``."""
+        if not _valid_equity(equity):
+            raise ValueError(f"day-start equity {equity!r} must be finite and positive")
+        self._day = day
+        self._day_start = float(equity)
+
+    def check(self, ts: datetime, equity: float) -> DailyLossBreach | None:
+        """Feed one tick; the breach if ``equity`` is beyond the line, else None."""
+        ts = _utc(ts)
+        if not _valid_equity(equity):
+            _log.error(
+                "data_fault", kind="hardstop_equity_refused", ts=ts.isoformat(), equity=repr(equity)
+            )
+            return None
+        day = ts.date()
+        if self._day != day or self._day_start is None:
+            self._day = day
+            self._day_start = float(equity)
+            return None
+        change = equity / self._day_start - 1.0
+        if change < -(self._limit + FLOAT_TOLERANCE):
+            return DailyLossBreach(
+                ts=ts, day=day, day_start_equity=self._day_start, equity=equity, change=change
+            )
+        return None
+
+
+def handoff_says_hardstop(path: Path | None) -> str | None:
+    """The first line of ``path`` starting with ``HARDSTOP`` (leading blanks ignored), or None."""
+    if path is None:
+        return None
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        _log.error("handoff_unreadable", path=str(path), error=str(exc))
+        return None
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("HARDSTOP"):
+            return stripped
+    return None
+
+
+class HardstopGuard:
+    """Runs both automatic sources each tick and raises the latch when either fires."""
+
+    def __init__(
+        self,
+        latch: HardstopLatch,
+        monitor: DailyLossMonitor | None = None,
+        handoff_path: Path | None = None,
+    ) -> None:
+        self._latch = latch
+        self.monitor = monitor or DailyLossMonitor()
+        self._handoff_path = handoff_path
+
+    def tick(self, ts: datetime, equity: float) -> HardstopState:
+        """Check one tick; returns the latch state after any raise."""
+        breach = self.monitor.check(ts, equity)
+        line = None if breach is not None else handoff_says_hardstop(self._handoff_path)
+        state = self._latch.state()
+        if state.active:  # already halted: one event per raise, not one per tick
+            return state
+        if breach is not None:
+            _log.critical("hardstop_daily_loss", reason=breach.reason)
+            return self._latch.raise_(SOURCE_DAILY_LOSS, breach.reason, now=_utc(ts))
+        if line is not None:
+            _log.critical("hardstop_handoff", line=line, path=str(self._handoff_path))
+            return self._latch.raise_(SOURCE_HANDOFF, line, now=_utc(ts))
+        return state
