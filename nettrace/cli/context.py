@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
 
 from nettrace.config.settings import Settings, load_settings
 from nettrace.observability.log import configure_logging
+
+if TYPE_CHECKING:
+    from nettrace.store.database import Database
 
 
 class CliError(Exception):
@@ -42,3 +48,28 @@ def state(ctx: typer.Context) -> CliState:
     if not isinstance(obj, CliState):  # pragma: no cover - the root callback always sets it
         raise CliError("internal error: CLI state missing")
     return obj
+
+
+@contextmanager
+def open_database(ctx: typer.Context, what: str) -> Iterator[Database]:
+    """The configured database for one command; a missing table or server becomes one line.
+
+    ``what`` names what the command needs ("the token table") in that line.
+    """
+    from sqlalchemy.exc import OperationalError, ProgrammingError
+
+    from nettrace.store.database import Database
+
+    settings = state(ctx).settings
+    database = Database(settings.resolved_database_url())
+    try:
+        yield database
+    except (OperationalError, ProgrammingError) as exc:
+        text = str(getattr(exc, "orig", exc) or exc).strip().splitlines()
+        detail = text[0] if text else type(exc).__name__
+        raise CliError(
+            f"cannot use {what} in {settings.database_display()}: {detail} "
+            "(is the database reachable and migrated? run `nettrace db upgrade`)"
+        ) from None
+    finally:
+        database.dispose()

@@ -13,10 +13,8 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
-from sqlalchemy.exc import OperationalError, ProgrammingError
 
-from nettrace.cli.context import CliError, state
-from nettrace.store.database import Database
+from nettrace.cli.context import CliError, open_database, state
 from nettrace.store.hardstop import HardstopLatch
 
 app = typer.Typer(help="Show, raise and clear the HARDSTOP trading halt.", no_args_is_help=True)
@@ -26,21 +24,11 @@ OPERATOR = "operator"
 
 @contextmanager
 def _latch(ctx: typer.Context) -> Iterator[HardstopLatch]:
-    settings = state(ctx).settings
-    database = Database(settings.resolved_database_url())
-    try:
-        yield HardstopLatch(database)
-    except (OperationalError, ProgrammingError) as exc:
-        text = str(getattr(exc, "orig", exc) or exc).strip().splitlines()
-        detail = text[0] if text else type(exc).__name__
-        raise CliError(
-            f"cannot use the HARDSTOP tables in {settings.database_display()}: {detail} "
-            "(is the database reachable and migrated? run `nettrace db upgrade`)"
-        ) from None
-    except ValueError as exc:
-        raise CliError(str(exc)) from None
-    finally:
-        database.dispose()
+    with open_database(ctx, "the HARDSTOP tables") as database:
+        try:
+            yield HardstopLatch(database)
+        except ValueError as exc:
+            raise CliError(str(exc)) from None
 
 
 def _when(value: datetime | None) -> str:

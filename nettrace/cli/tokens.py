@@ -12,10 +12,8 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
-from sqlalchemy.exc import OperationalError, ProgrammingError
 
-from nettrace.cli.context import CliError, state
-from nettrace.store.database import Database
+from nettrace.cli.context import CliError, open_database, state
 from nettrace.store.tokens import TokenStore
 
 app = typer.Typer(
@@ -26,19 +24,8 @@ app = typer.Typer(
 
 @contextmanager
 def _tokens(ctx: typer.Context) -> Iterator[TokenStore]:
-    settings = state(ctx).settings
-    database = Database(settings.resolved_database_url())
-    try:
+    with open_database(ctx, "the token table") as database:
         yield TokenStore(database)
-    except (OperationalError, ProgrammingError) as exc:
-        text = str(getattr(exc, "orig", exc) or exc).strip().splitlines()
-        detail = text[0] if text else type(exc).__name__
-        raise CliError(
-            f"cannot use the token table in {settings.database_display()}: {detail} "
-            "(is the database reachable and migrated? run `nettrace db upgrade`)"
-        ) from None
-    finally:
-        database.dispose()
 
 
 @app.command()
