@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -185,6 +185,9 @@ class TradeProposal:
     entry_fee_rate: object = None
     #: SELL only: a risk exit (stop-loss, HARDSTOP) may realise a loss; a signal exit may not.
     exit_reason: object = ExitReason.SIGNAL
+    #: What the caller saw (per-generator votes, bar time, price, scouts): stored with the
+    #: decision so ``nettrace why`` can explain it; never read by the rules.
+    context: Mapping[str, object] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -328,6 +331,12 @@ class GoalValidator:
             # A flagged risk exit closes a position whatever the signals say: refusing a stop
             # would break rule 1 harder than taking it.
             return []
+        if side is Side.SELL and exit_reason is ExitReason.TAKE_PROFIT:
+            # The entry's own target: the gate was passed at entry; only rule 1 applies now.
+            entry_fee = (
+                self.fees.maker if proposal.entry_fee_rate is None else proposal.entry_fee_rate
+            )
+            return exit_refusals(proposal.entry_price, proposal.exit_price, entry_fee, self.fees)
         refusals = _gate_refusals(
             proposal.confidence, proposal.signal_count, proposal.side, proposal.regime, thresholds
         )
@@ -527,4 +536,8 @@ def _jsonable(value: object) -> object:
         return value if math.isfinite(value) else repr(value)
     if isinstance(value, StrEnum):
         return value.value
+    if isinstance(value, Mapping):
+        return {str(key): _jsonable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(item) for item in value]
     return repr(value)

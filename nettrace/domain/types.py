@@ -37,10 +37,18 @@ class ExitReason(StrEnum):
     SIGNAL = "signal"
     STOP_LOSS = "stop_loss"
     HARDSTOP = "hardstop"
+    #: The target the risk controller set with the entry; it may not realise a loss (rule 1),
+    #: but it needs no fresh signal agreement: it was approved as part of the entry's plan.
+    TAKE_PROFIT = "take_profit"
 
     @property
     def is_risk_exit(self) -> bool:
-        return self is not ExitReason.SIGNAL
+        return self in (ExitReason.STOP_LOSS, ExitReason.HARDSTOP)
+
+    @property
+    def is_planned(self) -> bool:
+        """Set when the entry was approved (its stop or target), not decided on a later bar."""
+        return self in (ExitReason.STOP_LOSS, ExitReason.TAKE_PROFIT)
 
 
 # Labels that regime detectors commonly emit, folded onto the three rule regimes.
@@ -105,3 +113,16 @@ class StrategyStage(StrEnum):
     WARM = "warm"
     HOT = "hot"
     RETIRED = "retired"
+
+
+class TradingState(StrEnum):
+    """What the engine may do (NautilusTrader's trading states).
+
+    ``ACTIVE``: enter and exit. ``REDUCING``: exits only (reconciliation found the exchange
+    holding less than we thought, or the operator asked). ``HALTED``: nothing; open orders are
+    cancelled (HARDSTOP).
+    """
+
+    ACTIVE = "active"
+    REDUCING = "reducing"
+    HALTED = "halted"

@@ -216,14 +216,24 @@ class OrderBook:
         self.guard = PrimaryOnly.from_settings(settings)
         self._store = OrderStore(database, settings.region, settings.primary_region)
 
-    def create(self, intent: OrderIntent, decision_id: str, attempt: int = 0) -> OrderRow:
+    def create(
+        self,
+        intent: OrderIntent,
+        decision_id: str,
+        attempt: int = 0,
+        *,
+        detail: dict[str, Any] | None = None,
+    ) -> OrderRow:
         """A ``pending_submit`` order for ``attempt`` of the approved ``decision_id``.
 
-        Idempotent: the same decision and attempt return the order already stored.
+        Idempotent: the same decision and attempt return the order already stored. ``detail``
+        goes into the creation transition (e.g. a bracket's parent order).
         """
         client_id = client_order_id(decision_id, attempt)
         self.guard.check(f"create order {client_id}")
-        return self._store.create(intent, decision_id, client_id, detail={"attempt": attempt})
+        return self._store.create(
+            intent, decision_id, client_id, detail={"attempt": attempt, **(detail or {})}
+        )
 
     def transition(
         self,
@@ -259,6 +269,10 @@ class OrderBook:
     def pending_orders(self) -> list[OrderRow]:
         """Orders not yet submitted; after a crash these may have reached the exchange."""
         return self._store.in_states(S.PENDING_SUBMIT)
+
+    def in_states(self, *states: OrderState) -> list[OrderRow]:
+        """Orders in any of ``states``, oldest first."""
+        return self._store.in_states(*states)
 
     def unknown_orders(self) -> list[OrderRow]:
         """Orders whose submit outcome must be asked of the exchange."""

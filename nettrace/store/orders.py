@@ -29,7 +29,10 @@ from nettrace.store.models import DecisionRow, OrderRow, OrderTransitionRow, utc
 #: How many times ``apply`` re-reads and re-plans after losing a race to another writer.
 MAX_CAS_ATTEMPTS = 20
 
-OrderType = Literal["limit", "market"]
+#: ``stop_loss`` / ``take_profit`` are the entry's bracket (conditional sells); for them ``price``
+#: holds the trigger price, so the table needs no column that only brackets would use.
+OrderType = Literal["limit", "market", "stop_loss", "take_profit"]
+BRACKET_TYPES: frozenset[str] = frozenset({"stop_loss", "take_profit"})
 
 
 class OrderStoreError(Exception):
@@ -69,7 +72,8 @@ class ConcurrentUpdateError(OrderStoreError):
 class OrderIntent:
     """What to place: validated on construction, so a malformed intent never reaches a table.
 
-    ``amount`` is in base units, ``price`` in quote per base (``None`` only for market orders).
+    ``amount`` is in base units, ``price`` in quote per base (``None`` only for market orders;
+    the trigger price for a ``stop_loss`` / ``take_profit``, which are never post-only sells).
     """
 
     exchange: str
@@ -87,14 +91,22 @@ class OrderIntent:
             raise ValueError(f"side must be a Side, got {self.side!r}")
         if not _positive(self.amount):
             raise ValueError(f"amount must be a finite number > 0, got {self.amount!r}")
-        if self.order_type == "limit":
+        if self.order_type in BRACKET_TYPES:
+            if not _positive(self.price) or self.post_only or self.side is not Side.SELL:
+                raise ValueError(
+                    f"a {self.order_type} is a sell with a trigger price > 0 and not post-only"
+                )
+        elif self.order_type == "limit":
             if not _positive(self.price):
                 raise ValueError(f"a limit order needs a finite price > 0, got {self.price!r}")
         elif self.order_type == "market":
             if self.price is not None or self.post_only:
                 raise ValueError("a market order has no price and cannot be post-only")
         else:
-            raise ValueError(f"order type must be 'limit' or 'market', got {self.order_type!r}")
+            raise ValueError(
+                "order type must be 'limit', 'market', 'stop_loss' or 'take_profit', "
+                f"got {self.order_type!r}"
+            )
 
 
 def _positive(value: object) -> bool:

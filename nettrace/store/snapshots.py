@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from datetime import datetime
 
 import structlog
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from nettrace.domain.portfolio import PortfolioSnapshot
 from nettrace.store.database import Database
@@ -94,3 +95,25 @@ class SnapshotStore:
         )
         with self._db.session() as session:
             return list(session.scalars(query))
+
+    def first_since(self, region: str, since: datetime) -> PortfolioSnapshotRow | None:
+        """The earliest snapshot at or after ``since`` (the UTC day's start value after a
+        restart, so the daily-loss line does not move because the process did)."""
+        query = (
+            select(PortfolioSnapshotRow)
+            .where(PortfolioSnapshotRow.region == region, PortfolioSnapshotRow.ts >= since)
+            .order_by(PortfolioSnapshotRow.ts, PortfolioSnapshotRow.id)
+            .limit(1)
+        )
+        with self._db.session() as session:
+            return session.scalar(query)
+
+    def peak_equity(self, region: str) -> float | None:
+        """The highest stored equity (the drawdown the risk controller scales by)."""
+        with self._db.session() as session:
+            value = session.scalar(
+                select(func.max(PortfolioSnapshotRow.total_equity)).where(
+                    PortfolioSnapshotRow.region == region
+                )
+            )
+        return None if value is None else float(value)

@@ -9,6 +9,7 @@ sizes it.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from nettrace.agents.agent_goals import GoalValidator, TradeDecision, TradeProposal
@@ -42,6 +43,7 @@ def decide_entry(
     account: AccountState,
     validator: GoalValidator,
     risk: RiskController,
+    context: Mapping[str, object] | None = None,
 ) -> EntryPlan:
     """Judge a BUY at ``price`` (quote per unit) on ``bar``'s close and size it if approved."""
     proposal = TradeProposal(
@@ -51,6 +53,7 @@ def decide_entry(
         regime=_regime(signals, bar),
         symbol=pair,
         expected_move=_at(signals.expected_move, bar),
+        context=context,
     )
     decision = validator.evaluate(proposal, thresholds=risk.goal_thresholds(account))
     if not decision.approved:
@@ -78,6 +81,7 @@ def decide_exit(
     entry_price: float,
     entry_fee_rate: float,
     validator: GoalValidator,
+    context: Mapping[str, object] | None = None,
 ) -> TradeDecision:
     """Judge a signal SELL at ``price``: rule 1 refuses it if it would realise a loss."""
     return validator.evaluate(
@@ -93,6 +97,7 @@ def decide_exit(
             exit_price=price,
             entry_fee_rate=entry_fee_rate,
             exit_reason=ExitReason.SIGNAL,
+            context=context,
         )
     )
 

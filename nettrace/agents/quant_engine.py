@@ -1,0 +1,604 @@
+"""The quant engine: the primary's trading loop, one tick per closed bar (DESIGN §3).
+
+A tick, in this order, so that nothing is decided on stale books:
+
+1. **sync** -- the exchange's answers for our working orders and any new fills are stored;
+   the portfolio follows the fills;
+2. **mark** -- equity at the bar's close (unrealised losses count);
+3. **HARDSTOP** -- the daily-loss monitor and HANDOFF.md are checked on that equity *before*
+   anything is placed; raised (by them or by the operator): the state is HALTED, every working
+   order is cancelled, nothing more happens this tick or any later one until the operator
+   clears it;
+4. **manage** -- an entry not filled within its bar is cancelled (its signal has expired); an
+   exit not filled is repriced at the new near touch (a new client id, attempt + 1), up to
+   ``max_exit_reprices`` times;
+5. **decide** -- the sniper's view of the bar goes through ``strategies.decision`` (the
+   GoalValidator, which records every decision, and the risk controller), and an approved
+   entry becomes a post-only limit at the close with its stop-loss and take-profit bracket,
+   each backed by its own recorded approval;
+6. **snapshot** -- the equity snapshot is stored (the $0 guard refuses a faulty one).
+
+The engine is the same in paper and live trading; only the ``Exchange`` differs. Orders are
+only ever sent through ``OrderRouter``, which refuses outside the primary region and stores
+each order before sending it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from nettrace.agents.agent_goals import GoalValidator, TradeDecision, TradeProposal
+from nettrace.agents.risk_controller import AccountState, RiskController
+from nettrace.agents.sniper import BarView, SniperAgent
+from nettrace.backtest.results import Trade
+from nettrace.config.settings import Settings
+from nettrace.domain.fees import FeeSchedule
+from nettrace.domain.types import ExitReason, OrderState, Side, TradingState
+from nettrace.execution.client_ids import attempt_of
+from nettrace.execution.exchange import Exchange, ExchangeTrade
+from nettrace.execution.hardstop import DailyLossMonitor, HardstopGuard
+from nettrace.execution.orders import TERMINAL_STATES, OrderBook, OrderIntent
+from nettrace.execution.paper import Bar
+from nettrace.execution.portfolio import Portfolio, RoundTrip
+from nettrace.execution.reconcile import (
+    ReconcileReport,
+    cancel_orphans,
+    compare_balances,
+    import_fills,
+    settle_orders,
+)
+from nettrace.execution.router import OrderRouter
+from nettrace.observability.log import get_logger
+from nettrace.store.database import Database
+from nettrace.store.decisions import DecisionStore
+from nettrace.store.fills import FillStore, StoredFill
+from nettrace.store.hardstop import HardstopLatch
+from nettrace.store.models import OrderRow
+from nettrace.store.orders import OrderType
+from nettrace.store.snapshots import SnapshotStore
+from nettrace.strategies.decision import decide_entry, decide_exit
+
+__all__ = ["EngineConfig", "EngineEvent", "QuantEngine", "Tick"]
+
+_log = get_logger(__name__)
+
+#: The role of a working order, from its type and side.
+ENTRY, EXIT, STOP, TARGET = "entry", "exit", "stop_loss", "take_profit"
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """How the engine trades. Sizes and thresholds are *not* here: they come from the risk
+    controller and the rules. ``entry_ttl_bars``: bars an entry may wait before its signal
+    counts as expired; ``max_exit_reprices``: how often an unfilled exit follows the touch."""
+
+    symbols: tuple[str, ...]
+    exchange: str = "paper"
+    quote_currency: str = "USD"
+    entry_ttl_bars: int = 1
+    max_exit_reprices: int = 200
+    reconcile_every_bars: int = 12
+
+
+@dataclass(frozen=True)
+class EngineEvent:
+    """Something an operator watching the run wants to see (an order, a fill, a halt)."""
+
+    ts_ms: int
+    kind: str
+    symbol: str
+    text: str
+
+
+@dataclass
+class Tick:
+    """What one tick did."""
+
+    ts_ms: int
+    symbol: str
+    equity: float
+    state: TradingState
+    events: list[EngineEvent] = field(default_factory=list)
+
+
+@dataclass
+class _Working:
+    """A working order as the engine tracks it between ticks."""
+
+    row: OrderRow
+    role: str
+    placed_ms: int
+    reprices: int = 0
+
+
+def _role(row: OrderRow) -> str:
+    if row.order_type in (STOP, TARGET):
+        return row.order_type
+    return ENTRY if row.side == Side.BUY.value else EXIT
+
+
+def _utc(ts_ms: int) -> datetime:
+    return datetime.fromtimestamp(ts_ms / 1000, tz=UTC)
+
+
+class QuantEngine:
+    """The primary's trading loop (see the module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        database: Database,
+        exchange: Exchange,
+        sniper: SniperAgent,
+        config: EngineConfig,
+        risk: RiskController | None = None,
+        fees: FeeSchedule | None = None,
+        handoff_path: Path | None = None,
+    ) -> None:
+        self.settings = settings
+        self.config = config
+        self.exchange = exchange
+        self.sniper = sniper
+        self.region = settings.region
+        self.fees = fees or settings.fees(config.exchange)
+        self.risk = risk or RiskController()
+        self.book = OrderBook(database, settings)
+        self.router = OrderRouter(self.book, exchange)
+        self.fills = FillStore(database)
+        self.validator = GoalValidator(
+            fees=self.fees, recorder=DecisionStore(database, self.region)
+        )
+        self.snapshots = SnapshotStore(database)
+        self.latch = HardstopLatch(database)
+        self.guard = HardstopGuard(self.latch, DailyLossMonitor(), handoff_path)
+        self.state = TradingState.ACTIVE
+        self.portfolio = Portfolio(config.quote_currency, 0.0)
+        self.round_trips: list[RoundTrip] = []
+        self.reconcile_report = ReconcileReport()
+        self._working: dict[str, _Working] = {}
+        #: Exits the exchange rejected or cancelled (post-only crossed at the open): repriced
+        #: at this tick's close, as the backtest does.
+        self._rejected_exits: dict[str, list[OrderRow]] = {}
+        self._last_close: dict[str, float] = {}
+        self._peak = 0.0
+        self._bars = 0
+        self._started = False
+
+    # --- Start: reconcile before trading ------------------------------------------------------
+
+    def start(self, now_ms: int | None = None) -> ReconcileReport:
+        """Reconcile orders, fills and balances with the exchange, rebuild the books."""
+        self.book.guard.check("start the trading engine")
+        report = ReconcileReport()
+        settle_orders(self.router, report)
+        known = self._known_orders()
+        import_fills(
+            self.exchange,
+            self.fills,
+            set(known),
+            self.exchange.fetch_my_trades(),
+            report,
+            {cid: self._reason(row) for cid, row in known.items()},
+        )
+        cancel_orphans(self.router, report)
+        stored = self.fills.all_fills()
+        balances = self.exchange.fetch_balance()
+        cash_at_start = balances.get(self.config.quote_currency, 0.0) - sum(
+            _cash_flow(f) for f in stored
+        )
+        self.portfolio, self.round_trips = Portfolio.from_fills(
+            self.config.quote_currency, cash_at_start, stored
+        )
+        compare_balances(
+            self.portfolio,
+            balances,
+            self.config.symbols,
+            self._last_close,
+            now_ms or 0,
+            report,
+        )
+        if report.short:
+            self.state = TradingState.REDUCING
+        self._working = {
+            row.client_order_id: _Working(
+                row, _role(row), now_ms or 0, attempt_of(row.client_order_id)
+            )
+            for row in self.book.in_states(OrderState.OPEN, OrderState.PARTIALLY_FILLED)
+        }
+        self._peak = max(self.snapshots.peak_equity(self.region) or 0.0, self._peak)
+        if self.latch.state().active:
+            self.state = TradingState.HALTED
+        self.reconcile_report = report
+        self._started = True
+        _log.info(
+            "engine_started",
+            clean=report.clean,
+            resolved=len(report.resolved),
+            fills_added=report.fills_added,
+            orphans=len(report.orphans_cancelled),
+            adopted=report.adopted,
+            short=report.short,
+            state=self.state.value,
+        )
+        return report
+
+    def restore_day_start(self, ts_ms: int) -> None:
+        """After a restart, the daily-loss line is the day's first stored equity, not now's."""
+        day = _utc(ts_ms).date()
+        first = self.snapshots.first_since(
+            self.region, datetime(day.year, day.month, day.day, tzinfo=UTC)
+        )
+        if first is not None and first.total_equity > 0:
+            self.guard.monitor.set_day_start(day, first.total_equity)
+
+    # --- The tick -----------------------------------------------------------------------------
+
+    def on_bar(self, bar: Bar, now: datetime | None = None) -> Tick:
+        """One tick for ``bar`` (closed). The paper exchange has matched it already."""
+        if not self._started:
+            self.start(bar.ts_ms)
+            self.restore_day_start(bar.ts_ms)
+        symbol = bar.symbol
+        self._last_close[symbol] = bar.close
+        tick = Tick(bar.ts_ms, symbol, math.nan, self.state)
+        self._sync(symbol, tick)
+        equity = self.portfolio.equity(self._prices())
+        tick.equity = equity
+        if math.isfinite(equity):
+            self._peak = max(self._peak, equity)
+        hard = (
+            self.guard.tick(_utc(bar.ts_ms), equity)
+            if math.isfinite(equity)
+            else self.latch.state()
+        )
+        if hard.active:
+            self._halt(tick, f"{hard.source}: {hard.reason}")
+        else:
+            if self.state is TradingState.HALTED:
+                self.state = TradingState.ACTIVE  # the operator cleared it
+            self._manage(bar, tick)
+            self._decide(bar, tick, now)
+        self._bars += 1
+        if self._bars % self.config.reconcile_every_bars == 0:
+            self._periodic_reconcile(tick)
+        if math.isfinite(equity):
+            self.snapshots.record(
+                self.portfolio.snapshot(_utc(bar.ts_ms), self._prices(), self.region)
+            )
+        tick.state = self.state
+        return tick
+
+    # --- 1. Sync ------------------------------------------------------------------------------
+
+    def _sync(self, symbol: str, tick: Tick) -> None:
+        mine = [w for w in self._working.values() if w.row.symbol == symbol]
+        if not mine:
+            return
+        open_now = {o.client_order_id: o for o in self.exchange.fetch_open_orders(symbol)}
+        for working in mine:
+            cid = working.row.client_order_id
+            answer = open_now.get(cid) or self.exchange.fetch_order(cid, symbol)
+            row = self.router.apply(cid, answer, reason="synced")
+            working.row = row
+            if OrderState(row.state) in TERMINAL_STATES:
+                del self._working[cid]
+                if row.state != OrderState.FILLED.value:
+                    self._event(
+                        tick,
+                        "cancelled",
+                        symbol,
+                        f"{working.role} {cid} {row.state}: {answer.reason}",
+                    )
+                    if working.role == EXIT:
+                        self._rejected_exits.setdefault(symbol, []).append(row)
+        since = min(w.placed_ms for w in mine)
+        known = {w.row.client_order_id: w for w in mine}
+        fresh = [
+            t for t in self.exchange.fetch_my_trades(symbol, since) if t.client_order_id in known
+        ]
+        for trade in fresh:
+            reason = self._reason(known[trade.client_order_id].row)
+            if self.fills.record(trade.client_order_id, trade, reason):
+                self._apply_fill(trade, reason, tick)
+
+    def _apply_fill(self, trade: ExchangeTrade, reason: str, tick: Tick) -> None:
+        closed = self.portfolio.apply_fill(trade, reason)
+        self._event(
+            tick,
+            "fill",
+            trade.symbol,
+            f"{trade.side.value} {trade.amount:.8g} @ {trade.price:.8g} "
+            f"fee {trade.fee:.4g} {trade.fee_currency} ({reason})",
+        )
+        if closed is not None:
+            self.round_trips.append(closed)
+            self._event(
+                tick,
+                "closed",
+                trade.symbol,
+                f"round trip {closed.profit:+.2f} {self.config.quote_currency} ({closed.reason})",
+            )
+
+    # --- 3. HARDSTOP --------------------------------------------------------------------------
+
+    def _halt(self, tick: Tick, reason: str) -> None:
+        if self.state is not TradingState.HALTED:
+            self._event(tick, "hardstop", tick.symbol, f"HARDSTOP: trading halted. {reason}")
+        self.state = TradingState.HALTED
+        self.cancel_all(tick, "HARDSTOP")
+
+    def cancel_all(self, tick: Tick, reason: str) -> None:
+        """Cancel every working order (and any our books still think is live)."""
+        rows = {w.row.client_order_id: w.row for w in self._working.values()}
+        for row in self.book.in_states(OrderState.OPEN, OrderState.PARTIALLY_FILLED):
+            rows.setdefault(row.client_order_id, row)
+        for cid, row in rows.items():
+            after = self.router.cancel(row, reason)
+            self._working.pop(cid, None)
+            self._event(tick, "cancelled", row.symbol, f"{cid} {after.state} ({reason})")
+
+    # --- 4. Manage working orders -------------------------------------------------------------
+
+    def _manage(self, bar: Bar, tick: Tick) -> None:
+        for cid, working in list(self._working.items()):
+            if working.row.symbol != bar.symbol:
+                continue
+            if working.role == ENTRY and working.placed_ms < bar.ts_ms:
+                # Placed before this bar and still unfilled after it: the signal has expired.
+                self.router.cancel(working.row, "entry signal expired")
+                self._working.pop(cid, None)
+                self._event(tick, "cancelled", bar.symbol, f"entry {cid} expired unfilled")
+        exits_done = [
+            w for w in self._working.values() if w.role == EXIT and w.row.symbol == bar.symbol
+        ]
+        for working in exits_done:
+            if working.placed_ms < bar.ts_ms:
+                self._reprice_exit(working, bar, tick)
+        self._reprice_rejected_exits(bar, tick)
+
+    def _reprice_exit(self, working: _Working, bar: Bar, tick: Tick) -> None:
+        cid = working.row.client_order_id
+        after = self.router.cancel(working.row, "repricing at the new touch")
+        self._working.pop(cid, None)
+        if after.state == OrderState.FILLED.value:
+            return
+        self._place_exit_attempt(working.row, working.reprices + 1, bar, tick)
+
+    def _reprice_rejected_exits(self, bar: Bar, tick: Tick) -> None:
+        for row in self._rejected_exits.pop(bar.symbol, []):
+            self._place_exit_attempt(row, attempt_of(row.client_order_id) + 1, bar, tick)
+
+    def _place_exit_attempt(self, prior: OrderRow, attempt: int, bar: Bar, tick: Tick) -> None:
+        position = self.portfolio.position(bar.symbol)
+        if position is None or position.amount <= 0:
+            return
+        if attempt > self.config.max_exit_reprices:
+            self._event(
+                tick,
+                "gave_up",
+                bar.symbol,
+                f"exit of decision {prior.decision_id} not filled after "
+                f"{attempt - 1} reprices; waiting for a new exit signal",
+            )
+            return
+        intent = OrderIntent(
+            self.config.exchange,
+            bar.symbol,
+            Side.SELL,
+            position.amount,
+            bar.close,
+            "limit",
+            post_only=True,
+        )
+        self._send(intent, prior.decision_id, attempt, EXIT, bar, tick)
+
+    # --- 5. Decide ----------------------------------------------------------------------------
+
+    def _decide(self, bar: Bar, tick: Tick, now: datetime | None) -> None:
+        view = self.sniper.view(bar.symbol, bar.ts_ms, now)
+        if view is None:
+            return
+        position = self.portfolio.position(bar.symbol)
+        roles = {w.role for w in self._working.values() if w.row.symbol == bar.symbol}
+        if position is not None and position.amount > 0:
+            if view.wants_exit and EXIT not in roles:
+                self._exit(
+                    view,
+                    position.avg_entry_price,
+                    position.entry_fee_rate,
+                    position.amount,
+                    bar,
+                    tick,
+                )
+        elif view.wants_entry and ENTRY not in roles and self.state is TradingState.ACTIVE:
+            self._enter(view, bar, tick)
+
+    def _account(self) -> AccountState:
+        prices = self._prices()
+        equity = self.portfolio.equity(prices)
+        exposure = 0.0
+        for symbol, position in self.portfolio.positions.items():
+            price = prices.get(symbol)
+            exposure += position.amount * (price if price is not None else math.nan)
+        return AccountState(
+            equity=equity,
+            peak_equity=max(self._peak, equity),
+            open_positions=len(self.portfolio.positions),
+            exposure=exposure,
+        )
+
+    def _enter(self, view: BarView, bar: Bar, tick: Tick) -> None:
+        account = self._account()
+        if not account.equity > 0:
+            return
+        strategy = self.sniper.strategy
+        plan = decide_entry(
+            strategy,
+            view.signals,
+            view.row,
+            bar.symbol,
+            view.close,
+            account,
+            self.validator,
+            self.risk,
+            context=view.context(),
+        )
+        if not plan.place:
+            return
+        price = view.close
+        budget = self.portfolio.cash / (1.0 + self.fees.maker)
+        notional = min(budget, plan.size_fraction * account.equity)
+        if not notional > 0:
+            return
+        amount = notional / price
+        intent = OrderIntent(
+            self.config.exchange, bar.symbol, Side.BUY, amount, price, "limit", post_only=True
+        )
+        entry = self._send(intent, plan.decision.decision_id, 0, ENTRY, bar, tick)
+        if entry is None or OrderState(entry.state) in (OrderState.REJECTED, OrderState.CANCELLED):
+            return
+        for reason, fraction, sign in (
+            (ExitReason.STOP_LOSS, plan.stop_fraction, -1.0),
+            (ExitReason.TAKE_PROFIT, plan.take_profit_fraction, 1.0),
+        ):
+            if not fraction > 0:
+                continue
+            trigger = price * (1.0 + sign * fraction)
+            decision = self._bracket_decision(plan.decision, reason, price, trigger)
+            if not decision.approved:
+                continue
+            kind: OrderType = "stop_loss" if reason is ExitReason.STOP_LOSS else "take_profit"
+            child = OrderIntent(
+                self.config.exchange, bar.symbol, Side.SELL, amount, trigger, kind, post_only=False
+            )
+            self._send(
+                child, decision.decision_id, 0, kind, bar, tick, parent=entry.client_order_id
+            )
+
+    def _bracket_decision(
+        self, entry: TradeDecision, reason: ExitReason, price: float, trigger: float
+    ) -> TradeDecision:
+        proposal = entry.proposal
+        return self.validator.evaluate(
+            TradeProposal(
+                side=Side.SELL,
+                confidence=proposal.confidence,
+                signal_count=proposal.signal_count,
+                regime=proposal.regime,
+                symbol=proposal.symbol,
+                entry_price=price,
+                exit_price=trigger,
+                entry_fee_rate=self.fees.maker,
+                exit_reason=reason,
+                context={"entry_decision_id": entry.decision_id},
+            )
+        )
+
+    def _exit(
+        self,
+        view: BarView,
+        entry_price: float,
+        entry_fee_rate: float,
+        amount: float,
+        bar: Bar,
+        tick: Tick,
+    ) -> None:
+        decision = decide_exit(
+            view.signals,
+            view.row,
+            bar.symbol,
+            view.close,
+            entry_price,
+            entry_fee_rate,
+            self.validator,
+            context=view.context(),
+        )
+        if not decision.approved:
+            return
+        intent = OrderIntent(
+            self.config.exchange, bar.symbol, Side.SELL, amount, view.close, "limit", post_only=True
+        )
+        self._send(intent, decision.decision_id, 0, EXIT, bar, tick)
+
+    def _send(
+        self,
+        intent: OrderIntent,
+        decision_id: str,
+        attempt: int,
+        role: str,
+        bar: Bar,
+        tick: Tick,
+        parent: str | None = None,
+    ) -> OrderRow | None:
+        row = self.router.submit(intent, decision_id, attempt, parent_client_order_id=parent)
+        state = OrderState(row.state)
+        if state in (OrderState.OPEN, OrderState.PARTIALLY_FILLED, OrderState.UNKNOWN):
+            self._working[row.client_order_id] = _Working(row, role, bar.ts_ms, attempt)
+        price = f"{intent.price:.8g}" if intent.price is not None else "market"
+        self._event(
+            tick,
+            "order",
+            intent.symbol,
+            f"{role} {intent.side.value} {intent.amount:.8g} @ {price} "
+            f"[{row.client_order_id}] {row.state}",
+        )
+        return row
+
+    # --- Reconcile periodically ---------------------------------------------------------------
+
+    def _periodic_reconcile(self, tick: Tick) -> None:
+        report = ReconcileReport()
+        settle_orders(self.router, report)
+        cancel_orphans(self.router, report)
+        if report.orphans_cancelled:
+            self._event(
+                tick,
+                "reconcile",
+                tick.symbol,
+                f"cancelled orphan orders {report.orphans_cancelled}",
+            )
+
+    # --- Helpers ------------------------------------------------------------------------------
+
+    def _known_orders(self) -> dict[str, OrderRow]:
+        return {row.client_order_id: row for row in self.book.in_states(*(s for s in OrderState))}
+
+    @staticmethod
+    def _reason(row: OrderRow) -> str:
+        return row.order_type if row.order_type in (STOP, TARGET) else "signal"
+
+    def _prices(self) -> dict[str, float | None]:
+        return {s: self._last_close.get(s) for s in self.config.symbols}
+
+    def _event(self, tick: Tick, kind: str, symbol: str, text: str) -> None:
+        tick.events.append(EngineEvent(tick.ts_ms, kind, symbol, text))
+
+    @property
+    def trades(self) -> list[Trade]:
+        """The closed round trips as the backtest reports them (same fingerprint function)."""
+        return [
+            Trade(
+                t.symbol,
+                _utc(t.entry_ms),
+                _utc(t.exit_ms),
+                t.entry_price,
+                t.exit_price,
+                t.amount,
+                t.fee,
+                t.profit,
+                t.reason,
+            )
+            for t in self.round_trips
+        ]
+
+
+def _cash_flow(fill: StoredFill) -> float:
+    """The quote cash a stored fill moved (a buy pays, a sell receives; quote fees on top)."""
+    quote = fill.symbol.partition("/")[2]
+    quote_fee = fill.fee if fill.fee_currency == quote else 0.0
+    notional = fill.price * fill.amount
+    return -notional - quote_fee if fill.side == Side.BUY else notional - quote_fee

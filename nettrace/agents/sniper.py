@@ -1,0 +1,161 @@
+"""The sniper agent: per symbol and closed bar, what the eight generators say (DESIGN §3).
+
+Generators 1-4 and 8 come from candles, through the ``Sniper`` strategy -- the very code the
+backtest runs, so a paper replay decides exactly as ``nettrace backtest`` does. Generators 5-7
+(order-book imbalance, divergence, latency) are the scouts' pushes, read from the cross-region
+store: only fresh signals of regions that are not stale count (``store.signals.live_signals``).
+When scouts have spoken for the symbol their votes join the candle votes in the same
+``signals.aggregate`` call; when none have, the bar's signals are the strategy's own.
+
+Candle signals are computed over the whole history each time a bar closes. For a replay the
+history is known in advance, so they are computed once and read bar by bar: the look-ahead
+truncation tests (``tests/unit/strategies``) show that bar ``t``'s signals depend on bars up
+to ``t`` only, which is what makes the shortcut honest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+
+from nettrace.market.candles import Candles
+from nettrace.signals.aggregate import aggregate
+from nettrace.signals.base import GeneratorOutput
+from nettrace.store.signals import SignalRecord
+from nettrace.strategies.base import StrategySignals
+from nettrace.strategies.sniper import Sniper
+
+__all__ = ["BarView", "ScoutSource", "SniperAgent"]
+
+#: Reads the fresh scout signals for a symbol at a time (the primary's cross-region store).
+ScoutSource = Callable[[str, datetime], Sequence[SignalRecord]]
+
+_DIRECTION = {"BUY": 1, "SELL": -1}
+
+
+@dataclass(frozen=True)
+class BarView:
+    """What the generators said about ``symbol`` at the close of the bar at ``row``.
+
+    ``signals`` and ``row`` are what ``strategies.decision`` reads; ``votes`` (signed strength
+    per generator) and ``scouts`` go into the decision's stored context for ``nettrace why``.
+    """
+
+    symbol: str
+    row: int
+    ts_ms: int
+    close: float
+    signals: StrategySignals
+    votes: Mapping[str, float]
+    scouts: tuple[SignalRecord, ...] = ()
+
+    @property
+    def wants_entry(self) -> bool:
+        return bool(self.signals.entry[self.row])
+
+    @property
+    def wants_exit(self) -> bool:
+        return bool(self.signals.exit[self.row])
+
+    def context(self) -> dict[str, object]:
+        return {
+            "bar_ts_ms": self.ts_ms,
+            "price": self.close,
+            "votes": {name: round(v, 6) for name, v in self.votes.items()},
+            "scouts": [
+                {
+                    "source": s.source,
+                    "region": s.source_region,
+                    "side": s.side,
+                    "confidence": s.confidence,
+                }
+                for s in self.scouts
+            ],
+        }
+
+
+class SniperAgent:
+    """Keeps each symbol's candles and signals and answers ``view(symbol, ts_ms)``."""
+
+    def __init__(self, strategy: Sniper | None = None, scouts: ScoutSource | None = None) -> None:
+        self.strategy = strategy or Sniper()
+        self._scouts = scouts
+        self._candles: dict[str, Candles] = {}
+        self._signals: dict[str, StrategySignals] = {}
+        self._votes: dict[str, dict[str, np.ndarray]] = {}
+
+    def load(self, candles: Candles) -> None:
+        """Set a symbol's whole history (a replay file, or the warm-up before live bars)."""
+        self._compute(candles)
+
+    def append(self, candles: Candles) -> None:
+        """A live bar closed: ``candles`` is the history including it; recompute."""
+        self._compute(candles)
+
+    def candles(self, symbol: str) -> Candles | None:
+        return self._candles.get(symbol)
+
+    def view(self, symbol: str, ts_ms: int, now: datetime | None = None) -> BarView | None:
+        """The bar of ``symbol`` opening at ``ts_ms``; ``None`` if it is not in the history."""
+        candles = self._candles.get(symbol)
+        if candles is None or len(candles) == 0:
+            return None
+        row = int(np.searchsorted(candles.timestamp, ts_ms))
+        if row >= len(candles) or int(candles.timestamp[row]) != ts_ms:
+            return None
+        votes = {name: float(col[row]) for name, col in self._votes[symbol].items()}
+        signals = self._signals[symbol]
+        records: tuple[SignalRecord, ...] = ()
+        if self._scouts is not None and now is not None:
+            records = tuple(s for s in self._scouts(symbol, now) if s.side in _DIRECTION)
+        view = BarView(symbol, row, ts_ms, float(candles.close[row]), signals, votes, records)
+        return self._with_scouts(view) if records else view
+
+    def _compute(self, candles: Candles) -> None:
+        symbol = candles.key.pair
+        indicators = self.strategy.indicators(candles)
+        self._candles[symbol] = candles
+        self._signals[symbol] = self.strategy.signals(candles, indicators)
+        self._votes[symbol] = {
+            key.removeprefix("vote_"): value
+            for key, value in indicators.items()
+            if key.startswith("vote_")
+        }
+
+    def _with_scouts(self, view: BarView) -> BarView:
+        """Re-aggregate the bar with the scouts' votes added (one output per scout signal)."""
+        outputs = [
+            GeneratorOutput(
+                name,
+                np.array([int(np.sign(vote))], dtype=np.int8),
+                np.array([abs(vote)], dtype=np.float64),
+            )
+            for name, vote in view.votes.items()
+        ]
+        outputs += [
+            GeneratorOutput(
+                s.source,
+                np.array([_DIRECTION[s.side]], dtype=np.int8),
+                np.array([min(max(s.confidence, 0.0), 1.0)], dtype=np.float64),
+            )
+            for s in view.scouts
+        ]
+        agg = aggregate(outputs, self.strategy.weights)
+        base, r = view.signals, view.row
+
+        def one(values: np.ndarray | None) -> np.ndarray | None:
+            return None if values is None else values[r : r + 1]
+
+        merged = StrategySignals(
+            entry=agg.side == 1,
+            exit=agg.side == -1,
+            confidence=agg.confidence,
+            signal_count=agg.signal_count,
+            regime=one(base.regime),
+            expected_move=one(base.expected_move),
+            atr=one(base.atr),
+        )
+        return BarView(view.symbol, 0, view.ts_ms, view.close, merged, view.votes, view.scouts)
