@@ -125,6 +125,9 @@ class _Account:
     trades: list[dict[str, Any]] = field(default_factory=list)
     order_seq: int = 0
     trade_seq: int = 0
+    #: The open time of the newest bar matched, per symbol: a bar is matched once, so a feed
+    #: that repeats bars after a restart cannot fill an order twice.
+    last_bar_ms: dict[str, int] = field(default_factory=dict)
 
 
 class PaperExchange:
@@ -229,10 +232,21 @@ class PaperExchange:
     def last_bar(self, symbol: str) -> Bar | None:
         return self._last.get(symbol)
 
+    def last_bar_ms(self, symbol: str) -> int | None:
+        """The open time of the newest bar of ``symbol`` matched (persisted), if any."""
+        return self._account.last_bar_ms.get(symbol)
+
     def on_bar(self, bar: Bar) -> list[ExchangeTrade]:
-        """Match every working order of ``bar.symbol`` against the bar; returns the new fills."""
+        """Match every working order of ``bar.symbol`` against the bar; returns the new fills.
+
+        A bar at or before the newest one already matched is ignored (returns no fills).
+        """
         with self._lock:
             self._last[bar.symbol] = bar
+            seen = self._account.last_bar_ms.get(bar.symbol)
+            if seen is not None and bar.ts_ms <= seen:
+                return []
+            self._account.last_bar_ms[bar.symbol] = bar.ts_ms
             before = len(self._account.trades)
             changed = False
             mine = [o for o in self._account.orders.values() if o.symbol == bar.symbol]
@@ -248,7 +262,7 @@ class PaperExchange:
                 for order in brackets:
                     if order.kind == kind and order.working:
                         changed |= self._match_bracket(order, bar)
-            if changed:
+            if changed or seen is None:
                 self._save()
             return [_trade(t) for t in self._account.trades[before:]]
 
@@ -267,7 +281,7 @@ class PaperExchange:
             # Coinbase report a post-only that would take): status canceled, with the reason.
             order.status = ExchangeStatus.CANCELED.value
             order.reason = "post-only: the order would have crossed the book at the open"
-            self._cancel_children(order, "parent rejected")
+            self._cancel_children(order, "parent cancelled: post-only")
             return True
         through = bar.low < limit if buy else bar.high > limit
         if through:
@@ -413,6 +427,7 @@ class PaperExchange:
             trades=list(data["trades"]),
             order_seq=int(data["order_seq"]),
             trade_seq=int(data["trade_seq"]),
+            last_bar_ms={k: int(v) for k, v in data.get("last_bar_ms", {}).items()},
         )
 
     def _save(self) -> None:
@@ -425,6 +440,7 @@ class PaperExchange:
             "trades": account.trades,
             "order_seq": account.order_seq,
             "trade_seq": account.trade_seq,
+            "last_bar_ms": account.last_bar_ms,
         }
         tmp = self._path.with_name(self._path.name + ".tmp")
         tmp.write_text(json.dumps(data))
