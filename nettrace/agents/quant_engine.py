@@ -52,6 +52,7 @@ from nettrace.execution.reconcile import (
 )
 from nettrace.execution.router import OrderRouter
 from nettrace.observability.log import get_logger
+from nettrace.store.adoptions import AdoptionStore
 from nettrace.store.database import Database
 from nettrace.store.decisions import DecisionStore
 from nettrace.store.fills import FillStore, StoredFill
@@ -114,6 +115,19 @@ class _Working:
     reprices: int = 0
 
 
+@dataclass(frozen=True)
+class _EntryFacts:
+    """What a bracket's approval records of its entry."""
+
+    symbol: str
+    decision_id: str
+    client_order_id: str
+
+
+def _decision_view(entry: OrderRow) -> _EntryFacts:
+    return _EntryFacts(entry.symbol, entry.decision_id, entry.client_order_id)
+
+
 def _role(row: OrderRow) -> str:
     if row.order_type in (STOP, TARGET):
         return row.order_type
@@ -149,6 +163,7 @@ class QuantEngine:
         self.book = OrderBook(database, settings)
         self.router = OrderRouter(self.book, exchange)
         self.fills = FillStore(database)
+        self.adoptions = AdoptionStore(database)
         self.validator = GoalValidator(
             fees=self.fees, recorder=DecisionStore(database, self.region)
         )
@@ -193,6 +208,8 @@ class QuantEngine:
         self.portfolio, self.round_trips = Portfolio.from_fills(
             self.config.quote_currency, cash_at_start, stored
         )
+        for adoption in self.adoptions.all(self.config.exchange):
+            self.portfolio.adopt(adoption.symbol, adoption.amount, adoption.price, adoption.ts_ms)
         compare_balances(
             self.portfolio,
             balances,
@@ -200,6 +217,8 @@ class QuantEngine:
             self._last_close,
             now_ms or 0,
             report,
+            self.adoptions,
+            self.config.exchange,
         )
         if report.short:
             self.state = TradingState.REDUCING
@@ -212,6 +231,8 @@ class QuantEngine:
         self._peak = max(self.snapshots.peak_equity(self.region) or 0.0, self._peak)
         if self.latch.state().active:
             self.state = TradingState.HALTED
+        elif self.book.guard.is_primary:
+            report.brackets_restored = self._ensure_brackets(now_ms or 0)
         self.reconcile_report = report
         self._started = True
         _log.info(
@@ -239,11 +260,11 @@ class QuantEngine:
 
     def on_bar(self, bar: Bar, now: datetime | None = None) -> Tick:
         """One tick for ``bar`` (closed). The paper exchange has matched it already."""
+        symbol = bar.symbol
+        self._last_close[symbol] = bar.close  # before start: adopting a holding needs a price
         if not self._started:
             self.start(bar.ts_ms)
             self.restore_day_start(bar.ts_ms)
-        symbol = bar.symbol
-        self._last_close[symbol] = bar.close
         tick = Tick(bar.ts_ms, symbol, math.nan, self.state)
         self._sync(symbol, tick)
         equity = self.portfolio.equity(self._prices())
@@ -394,7 +415,7 @@ class QuantEngine:
             "limit",
             post_only=True,
         )
-        self._send(intent, prior.decision_id, attempt, EXIT, bar, tick)
+        self._send(intent, prior.decision_id, attempt, EXIT, bar.ts_ms, tick)
 
     # --- 5. Decide ----------------------------------------------------------------------------
 
@@ -458,43 +479,89 @@ class QuantEngine:
         intent = OrderIntent(
             self.config.exchange, bar.symbol, Side.BUY, amount, price, "limit", post_only=True
         )
-        entry = self._send(intent, plan.decision.decision_id, 0, ENTRY, bar, tick)
+        plan_prices = {
+            kind: price * (1.0 + sign * fraction)
+            for kind, fraction, sign in (
+                (STOP, plan.stop_fraction, -1.0),
+                (TARGET, plan.take_profit_fraction, 1.0),
+            )
+            if fraction > 0
+        }
+        entry = self._send(
+            intent, plan.decision.decision_id, 0, ENTRY, bar.ts_ms, tick, detail=plan_prices
+        )
         if entry is None or OrderState(entry.state) in (OrderState.REJECTED, OrderState.CANCELLED):
             return
-        for reason, fraction, sign in (
-            (ExitReason.STOP_LOSS, plan.stop_fraction, -1.0),
-            (ExitReason.TAKE_PROFIT, plan.take_profit_fraction, 1.0),
-        ):
-            if not fraction > 0:
-                continue
-            trigger = price * (1.0 + sign * fraction)
-            decision = self._bracket_decision(plan.decision, reason, price, trigger)
+        self._place_bracket(entry, plan_prices, bar.ts_ms, tick)
+
+    def _place_bracket(
+        self, entry: OrderRow, prices: dict[str, float], ts_ms: int, tick: Tick | None
+    ) -> None:
+        """The entry's stop-loss and take-profit, each with its own recorded approval, armed
+        by the exchange once the entry fills (so they work from the entry's own bar)."""
+        parent_decision = _decision_view(entry)
+        for kind, trigger in prices.items():
+            reason = ExitReason.STOP_LOSS if kind == STOP else ExitReason.TAKE_PROFIT
+            decision = self._bracket_decision(parent_decision, reason, entry.price or 0.0, trigger)
             if not decision.approved:
                 continue
-            kind: OrderType = "stop_loss" if reason is ExitReason.STOP_LOSS else "take_profit"
-            child = OrderIntent(
-                self.config.exchange, bar.symbol, Side.SELL, amount, trigger, kind, post_only=False
-            )
-            self._send(
-                child, decision.decision_id, 0, kind, bar, tick, parent=entry.client_order_id
-            )
+            order_type: OrderType = "stop_loss" if kind == STOP else "take_profit"
+            child = OrderIntent(self.config.exchange, entry.symbol, Side.SELL, entry.amount,
+                                trigger, order_type, post_only=False)  # fmt: skip
+            self._send(child, decision.decision_id, 0, kind, ts_ms, tick,
+                       parent=entry.client_order_id)  # fmt: skip
+
+    def _ensure_brackets(self, ts_ms: int) -> list[str]:
+        """After a restart: the newest entry of each symbol that is working or left a position
+        open must have its bracket working (a crash between the entry and its bracket would
+        otherwise leave a position without a stop). Returns the entries re-protected."""
+        details = self.book.creation_details()
+        children: dict[str, set[str]] = {}
+        live_or_done = (OrderState.OPEN, OrderState.PARTIALLY_FILLED, OrderState.FILLED)
+        newest: dict[str, OrderRow] = {}
+        for row in self.book.in_states(*OrderState):
+            role = _role(row)
+            parent = details.get(row.client_order_id, {}).get("parent_client_order_id")
+            if parent and OrderState(row.state) in live_or_done:
+                children.setdefault(str(parent), set()).add(role)
+            if role == ENTRY and OrderState(row.state) in live_or_done:
+                newest[row.symbol] = row  # oldest first, so the last one wins
+        repaired = []
+        for symbol, entry in newest.items():
+            position = self.portfolio.position(symbol)
+            working = OrderState(entry.state) in (OrderState.OPEN, OrderState.PARTIALLY_FILLED)
+            if not working and (position is None or position.amount <= 0):
+                continue
+            planned = details.get(entry.client_order_id, {})
+            missing = {
+                kind: float(planned[kind])
+                for kind in (STOP, TARGET)
+                if kind in planned and kind not in children.get(entry.client_order_id, set())
+            }
+            if missing:
+                self._place_bracket(entry, missing, ts_ms, None)
+                repaired.append(entry.client_order_id)
+                _log.warning("bracket_restored", entry=entry.client_order_id, kinds=sorted(missing))
+        return repaired
 
     def _bracket_decision(
-        self, entry: TradeDecision, reason: ExitReason, price: float, trigger: float
+        self, entry: _EntryFacts, reason: ExitReason, price: float, trigger: float
     ) -> TradeDecision:
-        proposal = entry.proposal
         return self.validator.evaluate(
             TradeProposal(
                 side=Side.SELL,
-                confidence=proposal.confidence,
-                signal_count=proposal.signal_count,
-                regime=proposal.regime,
-                symbol=proposal.symbol,
+                confidence=None,
+                signal_count=None,
+                regime=None,
+                symbol=entry.symbol,
                 entry_price=price,
                 exit_price=trigger,
                 entry_fee_rate=self.fees.maker,
                 exit_reason=reason,
-                context={"entry_decision_id": entry.decision_id},
+                context={
+                    "entry_decision_id": entry.decision_id,
+                    "entry_client_order_id": entry.client_order_id,
+                },
             )
         )
 
@@ -522,7 +589,7 @@ class QuantEngine:
         intent = OrderIntent(
             self.config.exchange, bar.symbol, Side.SELL, amount, view.close, "limit", post_only=True
         )
-        self._send(intent, decision.decision_id, 0, EXIT, bar, tick)
+        self._send(intent, decision.decision_id, 0, EXIT, bar.ts_ms, tick)
 
     def _send(
         self,
@@ -530,22 +597,22 @@ class QuantEngine:
         decision_id: str,
         attempt: int,
         role: str,
-        bar: Bar,
-        tick: Tick,
+        ts_ms: int,
+        tick: Tick | None,
         parent: str | None = None,
+        detail: dict[str, float] | None = None,
     ) -> OrderRow | None:
-        row = self.router.submit(intent, decision_id, attempt, parent_client_order_id=parent)
+        row = self.router.submit(
+            intent, decision_id, attempt, parent_client_order_id=parent, detail=dict(detail or {})
+        )
         state = OrderState(row.state)
         if state in (OrderState.OPEN, OrderState.PARTIALLY_FILLED, OrderState.UNKNOWN):
-            self._working[row.client_order_id] = _Working(row, role, bar.ts_ms, attempt)
-        price = f"{intent.price:.8g}" if intent.price is not None else "market"
-        self._event(
-            tick,
-            "order",
-            intent.symbol,
-            f"{role} {intent.side.value} {intent.amount:.8g} @ {price} "
-            f"[{row.client_order_id}] {row.state}",
-        )
+            self._working[row.client_order_id] = _Working(row, role, ts_ms, attempt)
+        if tick is not None:
+            price = f"{intent.price:.8g}" if intent.price is not None else "market"
+            self._event(tick, "order", intent.symbol,
+                        f"{role} {intent.side.value} {intent.amount:.8g} @ {price} "
+                        f"[{row.client_order_id}] {row.state}")  # fmt: skip
         return row
 
     # --- Reconcile periodically ---------------------------------------------------------------

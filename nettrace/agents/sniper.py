@@ -25,7 +25,7 @@ from nettrace.market.candles import Candles
 from nettrace.signals.aggregate import aggregate
 from nettrace.signals.base import GeneratorOutput
 from nettrace.store.signals import SignalRecord
-from nettrace.strategies.base import StrategySignals
+from nettrace.strategies.base import Strategy, StrategySignals
 from nettrace.strategies.sniper import Sniper
 
 __all__ = ["BarView", "ScoutSource", "SniperAgent"]
@@ -80,8 +80,8 @@ class BarView:
 class SniperAgent:
     """Keeps each symbol's candles and signals and answers ``view(symbol, ts_ms)``."""
 
-    def __init__(self, strategy: Sniper | None = None, scouts: ScoutSource | None = None) -> None:
-        self.strategy = strategy or Sniper()
+    def __init__(self, strategy: Strategy | None = None, scouts: ScoutSource | None = None) -> None:
+        self.strategy: Strategy = strategy or Sniper()
         self._scouts = scouts
         self._candles: dict[str, Candles] = {}
         self._signals: dict[str, StrategySignals] = {}
@@ -143,7 +143,7 @@ class SniperAgent:
             )
             for s in view.scouts
         ]
-        agg = aggregate(outputs, self.strategy.weights)
+        agg = aggregate(outputs, getattr(self.strategy, "weights", None))
         base, r = view.signals, view.row
 
         def one(values: np.ndarray | None) -> np.ndarray | None:

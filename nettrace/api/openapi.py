@@ -17,11 +17,14 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from nettrace import __version__
-from nettrace.api.control import HardstopResponse
 from nettrace.api.schemas import (
+    MAX_REASON_LEN,
+    REASON_PATTERN,
     CrossRegionQuery,
     CrossRegionResponse,
     ErrorResponse,
+    HardstopRequest,
+    HardstopResponse,
     HealthResponse,
     PushRequest,
     PushResponse,
@@ -79,22 +82,78 @@ def _common_errors(*, with_body: bool) -> dict[str, Any]:
     return responses
 
 
-def _hardstop_paths(bearer: list[dict[str, list[str]]]) -> dict[str, Any]:
-    """HARDSTOP control, read side (any region token).
-
-    POST/DELETE (operator token) are not listed yet: the conformance test's server has no
-    operator token, and schemathesis counts their deliberate 503 as a server error.
-    """
+def _hardstop_paths(
+    bearer: list[dict[str, list[str]]], operator: list[dict[str, list[str]]]
+) -> dict[str, Any]:
+    """HARDSTOP control: read with any region token (or the operator's), raise and clear with
+    the operator token only."""
+    body = {
+        "application/json": {"schema": {"$ref": _REF.format(model="HardstopRequest")}},
+    }
+    operator_errors = {
+        "400": _error("Body is not valid JSON."),
+        "401": _error("Missing or wrong operator token (a region token is not enough)."),
+        "413": _error("Body larger than the configured limit."),
+        "415": _error("Body is not application/json."),
+        "422": _error("A blank, missing or over-long reason, or an unknown field."),
+        "429": _error("Rate limit exceeded.", _RETRY_AFTER),
+        "503": _error(
+            "No operator token is configured on the server (NETTRACE_OPERATOR_TOKEN), or the "
+            "database is unavailable; `error` tells which.",
+        ),
+    }
     return {
         "get": {
             "operationId": "hardstopStatus",
             "summary": "The HARDSTOP latch (HALTED or TRADING).",
-            "security": bearer,
+            "security": [*bearer, *operator],
             "responses": {
                 "200": _ok(HardstopResponse, "The latch."),
                 "401": _error("Missing, unknown or revoked bearer token."),
                 "429": _error("Rate limit exceeded.", _RETRY_AFTER),
                 "503": _error("Database unavailable; retry later.", _RETRY_AFTER),
+            },
+        },
+        "post": {
+            "operationId": "raiseHardstop",
+            "summary": "Raise HARDSTOP (operator only): no new orders in any region.",
+            "description": (
+                "Raising while already raised keeps the first source and reason and logs the "
+                "raise. Cleared only by the operator (DELETE or `nettrace hardstop clear`)."
+            ),
+            "security": operator,
+            "requestBody": {"required": True, "content": body},
+            "responses": {
+                "200": _ok(HardstopResponse, "The latch after the raise (HALTED)."),
+                **operator_errors,
+            },
+        },
+        "delete": {
+            "operationId": "clearHardstop",
+            "summary": "Clear HARDSTOP (operator only): trading may resume.",
+            "description": (
+                "The reason comes from the JSON body, else from `?reason=`, else a default. "
+                "Clearing an inactive latch is logged and answers the (unchanged) latch."
+            ),
+            "security": operator,
+            "parameters": [
+                {
+                    "name": "reason",
+                    "in": "query",
+                    "required": False,
+                    "description": "Why it is safe to trade again, when no body is sent.",
+                    "schema": {
+                        "type": "string",
+                        "minLength": 1,
+                        "maxLength": MAX_REASON_LEN,
+                        "pattern": REASON_PATTERN,
+                    },
+                }
+            ],
+            "requestBody": {"required": False, "content": body},
+            "responses": {
+                "200": _ok(HardstopResponse, "The latch after the clear (TRADING)."),
+                **operator_errors,
             },
         },
     }
@@ -109,6 +168,7 @@ def build_openapi(settings: Settings) -> dict[str, Any]:
         (ErrorResponse, "serialization"),
         (HealthResponse, "serialization"),
         (ReadyResponse, "serialization"),
+        (HardstopRequest, "validation"),
         (HardstopResponse, "serialization"),
     ]
     _, top = models_json_schema(models, ref_template=_REF)
@@ -139,6 +199,7 @@ def build_openapi(settings: Settings) -> dict[str, Any]:
         )
 
     bearer: list[dict[str, list[str]]] = [{"bearerAuth": []}]
+    operator: list[dict[str, list[str]]] = [{"operatorAuth": []}]
     return {
         "openapi": "3.1.0",
         "info": {
@@ -182,7 +243,7 @@ def build_openapi(settings: Settings) -> dict[str, Any]:
                     },
                 }
             },
-            "/api/v1/control/hardstop": _hardstop_paths(bearer),
+            "/api/v1/control/hardstop": _hardstop_paths(bearer, operator),
             "/healthz": {
                 "get": {
                     "operationId": "healthz",
@@ -223,7 +284,15 @@ def build_openapi(settings: Settings) -> dict[str, Any]:
                     "type": "http",
                     "scheme": "bearer",
                     "description": "A region token from `nettrace tokens issue --region XXX`.",
-                }
+                },
+                "operatorAuth": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": (
+                        "The operator token (NETTRACE_OPERATOR_TOKEN on the server): raises and "
+                        "clears HARDSTOP, and may read it."
+                    ),
+                },
             },
         },
     }

@@ -10,6 +10,7 @@ validation context built per request (``PushContext``).
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Literal
@@ -22,6 +23,7 @@ from pydantic import (
     ValidationInfo,
     field_validator,
 )
+from pydantic.config import JsonDict
 
 #: Largest ``meta`` object (bytes of compact JSON): meta annotates a signal, it is not a payload.
 MAX_META_BYTES: Final = 4096
@@ -33,6 +35,12 @@ SOURCE_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,63}$"
 EXCHANGE_PATTERN: Final = r"^[a-z0-9][a-z0-9_]{0,63}$"
 #: ccxt unified symbols: BASE/QUOTE, with :SETTLE for derivatives (BTC/USD, BTC/USDT:USDT).
 SYMBOL_PATTERN: Final = r"^[A-Za-z0-9]{1,24}/[A-Za-z0-9]{1,24}(:[A-Za-z0-9]{1,24})?$"
+#: A HARDSTOP reason: free text with at least one non-blank character and no NUL (PostgreSQL
+#: text cannot hold one). The document states this pattern and ``_reason`` checks the very same
+#: one (with Python's ``re``, as schemathesis does), so the two agree on every string.
+REASON_PATTERN: Final = r"^[^\x00]*[^\s\x00][^\x00]*$"
+MAX_REASON_LEN: Final = 2000
+_REASON_SCHEMA: Final[JsonDict] = {"pattern": REASON_PATTERN}
 
 Side = Literal["BUY", "SELL", "HOLD"]
 
@@ -200,6 +208,65 @@ class CrossRegionQuery(BaseModel):
             if value.year == 1:
                 return datetime.min.replace(tzinfo=UTC)
             return datetime.max.replace(tzinfo=UTC)
+
+
+class HardstopRequest(BaseModel):
+    """Body of ``POST`` (raise) and, optionally, ``DELETE`` (clear) ``/api/v1/control/hardstop``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    reason: str = Field(
+        min_length=1,
+        max_length=MAX_REASON_LEN,
+        json_schema_extra=_REASON_SCHEMA,
+        description="Why (kept in the HARDSTOP log). Not blank.",
+    )
+
+    @field_validator("reason")
+    @classmethod
+    def _reason(cls, value: str) -> str:
+        return _check_reason(value)
+
+
+class HardstopClearQuery(BaseModel):
+    """Query string of ``DELETE /api/v1/control/hardstop``: the reason, when there is no body."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    reason: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_REASON_LEN,
+        json_schema_extra=_REASON_SCHEMA,
+        description="Why it is safe to trade again, if no JSON body is sent (a body wins).",
+    )
+
+    @field_validator("reason")
+    @classmethod
+    def _reason(cls, value: str | None) -> str | None:
+        return None if value is None else _check_reason(value)
+
+
+def _check_reason(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    if not re.match(REASON_PATTERN, value):
+        raise ValueError("must not be blank")
+    return value
+
+
+class HardstopResponse(BaseModel):
+    """The HARDSTOP latch as it stands after the request."""
+
+    active: bool
+    status: Literal["HALTED", "TRADING"] = Field(
+        description="HALTED while HARDSTOP is raised, else TRADING."
+    )
+    source: str | None = None
+    reason: str | None = None
+    raised_at: datetime | None = None
+    cleared_at: datetime | None = None
+    cleared_by: str | None = None
 
 
 class ErrorDetail(BaseModel):

@@ -15,7 +15,8 @@ from rich.table import Table
 from typer.exceptions import TyperException
 
 from nettrace import __version__
-from nettrace.cli import backtest, cluster, data, db, hardstop, rules, serve, tokens
+from nettrace.cli import backtest, cluster, data, db, hardstop, rules, serve, tokens, why
+from nettrace.cli import run as run_cmd
 from nettrace.cli.context import CliError, CliState, state
 from nettrace.config.settings import CONFIG_ENV_VAR, SettingsError
 
@@ -42,6 +43,8 @@ app.add_typer(hardstop.app, name="hardstop")
 app.command()(serve.serve)
 app.command()(rules.rules)
 app.command()(backtest.backtest)
+app.command(name="run")(run_cmd.run)
+app.command()(why.why)
 config_app = typer.Typer(help="Inspect the settings in force.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 

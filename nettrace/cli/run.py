@@ -21,7 +21,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from nettrace.cli.context import CliError, open_database, state
-from nettrace.market.candles import Candles, timeframe_ms
+from nettrace.market.candles import CandleKey, Candles, timeframe_ms
+from nettrace.market.live import LiveCandles
 from nettrace.market.store import load_candles
 from nettrace.market.validation import CandleDataError
 
@@ -29,6 +30,9 @@ if TYPE_CHECKING:
     from nettrace.agents.quant_engine import QuantEngine, Tick
     from nettrace.execution.paper import Bar, PaperExchange
 
+#: Paper fault injection for crash tests: the process kills itself (SIGKILL) right after the
+#: paper exchange accepted this many orders, before the engine stores the acknowledgement.
+KILL_AFTER_ORDERS_ENV = "NETTRACE_PAPER_KILL_AFTER_ORDERS"
 #: Environment variables holding live keys: NETTRACE_<EXCHANGE>_API_KEY / _SECRET.
 KEY_ENV = "NETTRACE_{exchange}_API_KEY"
 SECRET_ENV = "NETTRACE_{exchange}_SECRET"  # noqa: S105 - the variable's name, not a secret
@@ -87,6 +91,15 @@ def run(
             help="Paper: cap each fill at this share of the bar's volume (partial fills)."
         ),
     ] = None,
+    poll: Annotated[
+        float, typer.Option(help="Live feed: seconds between polls for a newly closed bar.")
+    ] = 10.0,
+    warm_up: Annotated[
+        int, typer.Option(help="Live feed: closed bars fetched first, for the signals' history.")
+    ] = 500,
+    max_bars: Annotated[
+        int | None, typer.Option(help="Live feed: stop after this many new bars (default: Ctrl-C).")
+    ] = None,
     quiet: Annotated[bool, typer.Option(help="Only the summary, no event lines.")] = False,
     export: Annotated[
         Path | None, typer.Option(help="Write the summary, fingerprint and trades as JSON here.")
@@ -100,6 +113,7 @@ def run(
     Examples:
       nettrace run --paper --replay ../shared/data/bitstamp_BTC-USD_1d.parquet --speed max
       nettrace run --replay BTC-USD_5m.parquet --speed 60 --account paper.json
+      nettrace run --paper --exchange kraken --symbol BTC/USD --timeframe 5m
       NETTRACE_KRAKEN_API_KEY=... NETTRACE_KRAKEN_SECRET=... \\
         nettrace run --live --i-accept-live-risk --exchange kraken --symbol BTC/USD
     """
@@ -116,12 +130,18 @@ def run(
         raise CliError(f"--max-volume-share must be in (0, 1], got {max_volume_share}")
     if not cash > 0:
         raise CliError(f"--cash must be positive, got {cash}")
+    feed: LiveCandles | None = None
     if replay is None:
-        raise CliError(
-            "live paper feeds are not wired in this release: replay recorded candles with "
-            "--replay FILE (see `nettrace data download` to record them)"
-        )
-    candles = _candles(replay)
+        if not (exchange and symbol):
+            raise CliError(
+                "give --replay FILE (recorded candles), or --exchange and --symbol for a live "
+                "feed (public data, no keys)"
+            )
+        feed = _live_feed(exchange, symbol, timeframe)
+        with st.out.status(f"fetching recent {timeframe} bars of {symbol} from {exchange}..."):
+            candles = _warm_up(feed, warm_up)
+    else:
+        candles = _candles(replay)
     settings = st.settings
     if settings.region != settings.primary_region:
         raise CliError(
@@ -144,6 +164,7 @@ def run(
     paper_exchange = PaperExchange(
         name=f"paper:{venue}", fees=settings.fees(venue), initial_balances={quote: cash},
         state_path=path, max_volume_share=max_volume_share,
+        kill_after_orders=_kill_after_orders(),
     )  # fmt: skip
     agent = SniperAgent()
     with st.out.status("computing the sniper's signals over the history..."):
@@ -162,7 +183,10 @@ def run(
         )
         if candles.synthetic:
             st.out.print("[bold yellow]SYNTHETIC DATA: these candles were generated.[/]")
-        summary = _replay(engine, paper_exchange, candles, start_ms, pace, quiet, st.out)
+        if feed is None:
+            summary = _replay(engine, paper_exchange, candles, start_ms, pace, quiet, st.out)
+        else:
+            summary = run_live(engine, paper_exchange, feed, poll, max_bars, quiet, st.out)
     _print_summary(st.out, summary)
     if export is not None:
         try:
@@ -170,6 +194,89 @@ def run(
         except OSError as exc:
             raise CliError(f"cannot write {export}: {exc.strerror}") from None
         st.out.print(f"exported to {export}")
+
+
+def _live_feed(exchange: str, symbol: str, timeframe: str) -> LiveCandles:
+    from nettrace.market.download import make_exchange
+
+    try:
+        key = CandleKey(exchange, symbol, timeframe)
+        return LiveCandles(make_exchange(exchange), key)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+
+
+def _warm_up(feed: LiveCandles, bars: int) -> Candles:
+    import ccxt
+
+    try:
+        candles = feed.warm_up(bars)
+    except ccxt.BaseError as exc:
+        raise CliError(f"cannot read {feed.key} from {feed.key.exchange}: {exc}") from None
+    if len(candles) < 2:
+        raise CliError(f"{feed.key.exchange} returned fewer than 2 closed bars of {feed.key}")
+    return candles
+
+
+def run_live(
+    engine: QuantEngine,
+    exchange: PaperExchange,
+    feed: LiveCandles,
+    poll_s: float,
+    max_bars: int | None,
+    quiet: bool,
+    out: Any,
+    sleep: Any = time.sleep,
+) -> dict[str, Any]:
+    """Tick on every bar that closes, until ``max_bars`` new ones or Ctrl-C."""
+    import ccxt
+
+    from nettrace.execution.paper import Bar
+
+    counts: dict[str, int] = {}
+    last: Tick | None = None
+    seen = 0
+    try:
+        while max_bars is None or seen < max_bars:
+            try:
+                rows = feed.poll()
+            except ccxt.NetworkError as exc:  # a blip: the next poll tries again
+                out.print(f"[yellow]feed: {exc}; retrying in {poll_s:g} s[/]")
+                rows = []
+            if rows:
+                engine.sniper.append(feed.candles)
+            for row in rows:
+                bar = Bar(feed.key.pair, int(row[0]), *row[1:6])
+                exchange.on_bar(bar)
+                last = engine.on_bar(bar)
+                _show(last, counts, quiet, out)
+                seen += 1
+                if max_bars is not None and seen >= max_bars:
+                    break
+            else:
+                sleep(poll_s)
+    except KeyboardInterrupt:
+        out.print("stopped (Ctrl-C)")
+    return _summary(engine, feed.key, seen, last, counts)
+
+
+def _show(tick: Tick, counts: dict[str, int], quiet: bool, out: Any) -> None:
+    for event in tick.events:
+        counts[event.kind] = counts.get(event.kind, 0) + 1
+        if not quiet:
+            style = _STYLE.get(event.kind, "")
+            text = f"{_iso(event.ts_ms)} {event.kind:<9} {event.symbol} {event.text}"
+            out.print(f"[{style}]{text}[/]" if style else text, highlight=False)
+
+
+def _kill_after_orders() -> int | None:
+    raw = os.environ.get(KILL_AFTER_ORDERS_ENV)
+    if not raw:
+        return None
+    try:
+        return max(int(raw), 1)
+    except ValueError:
+        raise CliError(f"{KILL_AFTER_ORDERS_ENV} must be a whole number, got {raw!r}") from None
 
 
 def _speed(value: str) -> float | None:
@@ -236,8 +343,6 @@ def _replay(
     quiet: bool,
     out: Any,
 ) -> dict[str, Any]:
-    from nettrace.backtest.results import fingerprint
-
     bars = list(_bars(candles, start_ms))
     step_s = timeframe_ms(candles.key.timeframe) / 1000 / pace if pace else 0.0
     counts: dict[str, int] = {}
@@ -251,21 +356,25 @@ def _replay(
         for bar in bars:
             exchange.on_bar(bar)
             last = engine.on_bar(bar)
-            for event in last.events:
-                counts[event.kind] = counts.get(event.kind, 0) + 1
-                if not quiet:
-                    style = _STYLE.get(event.kind, "")
-                    text = f"{_iso(event.ts_ms)} {event.kind:<9} {event.symbol} {event.text}"
-                    out.print(f"[{style}]{text}[/]" if style else text, highlight=False)
+            _show(last, counts, quiet, out)
             progress.update(task, advance=1, equity=f"{last.equity:,.2f}")
             if step_s:
                 time.sleep(step_s)
+    return _summary(engine, candles.key, len(bars), last, counts)
+
+
+def _summary(
+    engine: QuantEngine, key: CandleKey, bars: int, last: Tick | None, counts: dict[str, int]
+) -> dict[str, Any]:
+    from nettrace.backtest.results import fingerprint
+
     trades = engine.trades
+    report = engine.reconcile_report
     return {
-        "pair": candles.key.pair,
-        "exchange": candles.key.exchange,
-        "timeframe": candles.key.timeframe,
-        "bars": len(bars),
+        "pair": key.pair,
+        "exchange": key.exchange,
+        "timeframe": key.timeframe,
+        "bars": bars,
         "state": engine.state.value,
         "equity": last.equity if last is not None else None,
         "events": counts,
@@ -273,10 +382,11 @@ def _replay(
         "net_profit": sum(t.profit for t in trades),
         "fingerprint": fingerprint(trades),
         "reconcile": {
-            "clean": engine.reconcile_report.clean,
-            "resolved": engine.reconcile_report.resolved,
-            "orphans_cancelled": engine.reconcile_report.orphans_cancelled,
-            "adopted": engine.reconcile_report.adopted,
+            "clean": report.clean,
+            "resolved": report.resolved,
+            "orphans_cancelled": report.orphans_cancelled,
+            "adopted": report.adopted,
+            "brackets_restored": report.brackets_restored,
         },
     }
 

@@ -274,6 +274,10 @@ class OrderBook:
         """Orders in any of ``states``, oldest first."""
         return self._store.in_states(*states)
 
+    def creation_details(self) -> dict[str, dict[str, Any]]:
+        """Each order's creation detail (its plan: bracket prices, parent), by client id."""
+        return self._store.creation_details()
+
     def unknown_orders(self) -> list[OrderRow]:
         """Orders whose submit outcome must be asked of the exchange."""
         return self._store.in_states(S.UNKNOWN)

@@ -32,6 +32,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
 import threading
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
@@ -141,6 +142,7 @@ class PaperExchange:
         initial_balances: Mapping[str, float] | None = None,
         state_path: Path | None = None,
         max_volume_share: float | None = None,
+        kill_after_orders: int | None = None,
     ) -> None:
         if max_volume_share is not None and not (0.0 < max_volume_share <= 1.0):
             raise ValueError(f"max_volume_share must be in (0, 1], got {max_volume_share!r}")
@@ -148,6 +150,10 @@ class PaperExchange:
         self.fees = fees or FeeSchedule()
         self.max_volume_share = max_volume_share
         self._path = state_path
+        #: Fault injection (DESIGN §4): after accepting this many new orders the process is
+        #: killed (SIGKILL) -- after the order is saved, before the caller hears back: the
+        #: crash "between submit and acknowledgement" that reconciliation must survive.
+        self._kill_after = kill_after_orders
         self._lock = threading.RLock()
         self._last: dict[str, Bar] = {}
         loaded = self._load() if state_path is not None else None
@@ -162,6 +168,7 @@ class PaperExchange:
             existing = self._account.orders.get(request.client_order_id)
             if existing is not None:
                 return existing.view()  # the same client id again: the same order
+            _currencies(request.symbol)  # OrderRejected now, not out of a later bar
             if request.parent_client_order_id is not None:
                 parent = self._account.orders.get(request.parent_client_order_id)
                 if parent is None:
@@ -188,6 +195,10 @@ class PaperExchange:
             if request.parent_client_order_id is not None:
                 self._arm_children(self._account.orders[request.parent_client_order_id])
             self._save()
+            if self._kill_after is not None:
+                self._kill_after -= 1
+                if self._kill_after <= 0:
+                    os.kill(os.getpid(), signal.SIGKILL)
             return order.view()
 
     def cancel_order(self, client_order_id: str, symbol: str) -> ExchangeOrder:
@@ -276,7 +287,12 @@ class PaperExchange:
             return True
         limit = order.price if order.price is not None else math.nan  # validated on create
         buy = order.side == Side.BUY.value
-        if first and order.post_only and (bar.open <= limit if buy else bar.open >= limit):
+        crosses = bar.open <= limit if buy else bar.open >= limit
+        if first and crosses and not order.post_only:
+            # A plain limit that is marketable on arrival takes liquidity: at the open, taker.
+            self._fill(order, bar, bar.open, order.remaining, maker=False)
+            return True
+        if first and order.post_only and crosses:
             # Accepted, then cancelled by the venue when it reached the book (as Kraken and
             # Coinbase report a post-only that would take): status canceled, with the reason.
             order.status = ExchangeStatus.CANCELED.value
@@ -320,7 +336,8 @@ class PaperExchange:
             if notional + fee > balances.get(quote, 0.0) * (1 + _BALANCE_TOLERANCE):
                 self._insufficient(order, f"needs {notional + fee:.8g} {quote}")
                 return
-            balances[quote] = balances.get(quote, 0.0) - notional - fee
+            # Within the float slack of the check, spending "all" must not leave dust below 0.
+            balances[quote] = max(balances.get(quote, 0.0) - notional - fee, 0.0)
             balances[base] = balances.get(base, 0.0) + amount
         else:
             held = balances.get(base, 0.0)
@@ -358,7 +375,10 @@ class PaperExchange:
     def _insufficient(self, order: _Order, detail: str) -> None:
         order.status = ExchangeStatus.CANCELED.value
         order.reason = f"insufficient balance: {detail}"
-        self._cancel_children(order, "parent cancelled: insufficient balance")
+        if order.filled > 0:
+            self._arm_children(order)  # the part that filled keeps its protection
+        else:
+            self._cancel_children(order, "parent cancelled: insufficient balance")
 
     def _arm_children(self, parent: _Order) -> None:
         if parent.working or parent.filled <= 0:

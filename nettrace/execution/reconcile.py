@@ -28,6 +28,7 @@ from nettrace.execution.exchange import Exchange, ExchangeTrade, OrderNotFound
 from nettrace.execution.portfolio import Portfolio, split_symbol
 from nettrace.execution.router import OrderRouter
 from nettrace.observability.log import get_logger
+from nettrace.store.adoptions import Adoption, AdoptionStore
 from nettrace.store.fills import FillStore
 
 _log = get_logger(__name__)
@@ -55,6 +56,8 @@ class ReconcileReport:
     foreign_fills: list[str] = field(default_factory=list)
     adopted: dict[str, float] = field(default_factory=dict)
     short: dict[str, float] = field(default_factory=dict)
+    #: Entries whose stop-loss / take-profit were missing after a crash and were placed again.
+    brackets_restored: list[str] = field(default_factory=list)
 
     @property
     def clean(self) -> bool:
@@ -117,8 +120,11 @@ def compare_balances(
     prices: dict[str, float],
     ts_ms: int,
     report: ReconcileReport,
+    adoptions: AdoptionStore | None = None,
+    exchange: str = "",
 ) -> None:
-    """Step 4: adopt holdings we lack; report holdings smaller than ours."""
+    """Step 4: adopt holdings we lack (recorded, so a restart does not adopt them again);
+    report holdings smaller than ours."""
     for symbol in symbols:
         base, _ = split_symbol(symbol)
         held = balances.get(base, 0.0)
@@ -131,6 +137,8 @@ def compare_balances(
                 report.short[symbol] = ours - held  # cannot value it yet: treat as a mismatch
                 continue
             portfolio.adopt(symbol, held - ours, price, ts_ms)
+            if adoptions is not None:
+                adoptions.record(Adoption(exchange, symbol, held - ours, price, ts_ms))
             report.adopted[symbol] = held - ours
             _log.warning("position_adopted", symbol=symbol, amount=held - ours, price=price)
         elif held < ours - slack:

@@ -100,7 +100,7 @@ class OrderRouter:
             state_of(answer),
             filled=answer.filled,
             exchange_order_id=answer.id,
-            reason=answer.reason or reason,
+            reason=f"{reason}: {answer.reason}" if answer.reason else reason,
             source=TransitionSource.EXCHANGE,
         )
 

@@ -6,13 +6,16 @@ written before the validator returns, so an approval without its audit row canno
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
 from sqlalchemy import func, select
 
 from nettrace.agents.agent_goals import TradeDecision
 from nettrace.domain.numbers import finite_float, strict_int
 from nettrace.domain.types import parse_regime, parse_side
 from nettrace.store.database import Database
-from nettrace.store.models import DecisionRow
+from nettrace.store.models import DecisionRow, OrderRow
 
 
 class DecisionStore:
@@ -57,3 +60,51 @@ class DecisionStore:
     def count(self) -> int:
         with self._db.session() as session:
             return int(session.scalar(select(func.count()).select_from(DecisionRow)) or 0)
+
+    # --- Reads for ``nettrace why`` -----------------------------------------------------------
+
+    def at_or_before(self, symbol: str, at: datetime, limit: int = 1) -> list[DecisionRow]:
+        """The ``limit`` newest decisions for ``symbol`` decided at or before ``at``, newest first.
+
+        Every region's decisions are read (the table is shared); ``region`` tells them apart.
+        """
+        query = (
+            select(DecisionRow)
+            .where(DecisionRow.symbol == symbol, DecisionRow.decided_at <= at)
+            .order_by(DecisionRow.decided_at.desc(), DecisionRow.id.desc())
+            .limit(limit)
+        )
+        with self._db.session() as session:
+            return list(session.scalars(query))
+
+    def span(self, symbol: str) -> tuple[datetime, datetime] | None:
+        """The first and last decision time for ``symbol``; ``None`` if it has no decision."""
+        query = select(func.min(DecisionRow.decided_at), func.max(DecisionRow.decided_at)).where(
+            DecisionRow.symbol == symbol
+        )
+        with self._db.session() as session:
+            first, last = session.execute(query).one()
+        if first is None or last is None:
+            return None
+        # Aggregates bypass the column type on SQLite: read them back through the model's type.
+        return _aware(first), _aware(last)
+
+    def orders_for(self, decision_ids: Sequence[str]) -> dict[str, list[OrderRow]]:
+        """The orders placed for each decision (oldest first); decisions with none are absent."""
+        if not decision_ids:
+            return {}
+        query = (
+            select(OrderRow)
+            .where(OrderRow.decision_id.in_(list(decision_ids)))
+            .order_by(OrderRow.created_at, OrderRow.id)
+        )
+        found: dict[str, list[OrderRow]] = {}
+        with self._db.session() as session:
+            for row in session.scalars(query):
+                found.setdefault(row.decision_id, []).append(row)
+        return found
+
+
+def _aware(value: datetime | str) -> datetime:
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)

@@ -268,6 +268,24 @@ class PositionRow(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
+class AdoptionRow(Base):
+    """A holding the exchange showed that no stored fill explained, taken on at reconciliation.
+
+    Kept so that a restart rebuilds the same position (fills plus adoptions) instead of
+    adopting it again, and so the operator can see what was adopted, when and at what price.
+    """
+
+    __tablename__ = "adoptions"
+    __table_args__ = (CheckConstraint("amount > 0", name="amount"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    exchange: Mapped[str] = mapped_column(String(64))
+    symbol: Mapped[str] = mapped_column(String(64))
+    amount: Mapped[float] = mapped_column(Float)
+    price: Mapped[float] = mapped_column(Float)
+    ts: Mapped[datetime]
+
+
 class PortfolioSnapshotRow(Base):
     """Mark-to-market equity at one instant (quote currency). Only positive totals are stored."""
 

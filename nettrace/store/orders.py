@@ -310,6 +310,17 @@ class OrderStore:
         with self._db.session() as session:
             return list(session.scalars(query))
 
+    def creation_details(self) -> dict[str, dict[str, Any]]:
+        """The detail of every order's first transition (what it was created with), by client
+        id, in one query: a restart reads the plans of all orders at once."""
+        query = (
+            select(OrderRow.client_order_id, OrderTransitionRow.detail)
+            .join(OrderTransitionRow, OrderTransitionRow.order_id == OrderRow.id)
+            .where(OrderTransitionRow.from_state.is_(None))
+        )
+        with self._db.session() as session:
+            return {cid: dict(detail or {}) for cid, detail in session.execute(query)}
+
     def history(self, client_order_id: str) -> list[OrderTransitionRow]:
         """Every transition of the order, in the order they happened (empty if no such order)."""
         query = (

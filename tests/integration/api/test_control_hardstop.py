@@ -93,3 +93,27 @@ def test_raise_needs_a_reason_and_clear_is_operator_only_in_the_latch(
     cleared = http.delete(URL, headers=bearer(OPERATOR))
     assert cleared.status_code == 200
     assert cleared.json["active"] is False
+
+
+def test_reasons_are_validated_as_the_document_says(migrated_db: Database) -> None:
+    http = client(migrated_db, operator_token=OPERATOR)
+    nul = http.post(URL, json={"reason": "a\x00b"}, headers=bearer(OPERATOR))
+    assert nul.status_code == 422  # PostgreSQL text cannot hold NUL: refused, never a 5xx
+    assert nul.json["field"] == "reason"
+    assert "NUL" in nul.json["message"]
+    too_long = http.post(URL, json={"reason": "x" * 2001}, headers=bearer(OPERATOR))
+    assert too_long.status_code == 422
+    extra = http.post(URL, json={"reason": "x", "by": "me"}, headers=bearer(OPERATOR))
+    assert extra.status_code == 422
+    assert HardstopLatch(migrated_db).events() == []
+
+    # A clear takes its reason from ?reason= when there is no body, validated the same way.
+    HardstopLatch(migrated_db).raise_("daily_loss", "down 6%")
+    for bad in ({"reason": "   "}, {"reason": "a\x00"}, {"reson": "typo"}):
+        refused = http.delete(URL, query_string=bad, headers=bearer(OPERATOR))
+        assert refused.status_code == 422, bad
+    assert HardstopLatch(migrated_db).state().active is True
+    cleared = http.delete(URL, query_string={"reason": "loss reviewed"}, headers=bearer(OPERATOR))
+    assert cleared.status_code == 200, cleared.json
+    assert cleared.json["status"] == "TRADING"
+    assert HardstopLatch(migrated_db).events(1)[0].reason == "loss reviewed"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,7 +15,13 @@ from pydantic import ValidationError
 
 from nettrace.api.errors import validation_error
 from nettrace.api.openapi import build_openapi
-from nettrace.api.schemas import PushContext, PushRequest, field_name
+from nettrace.api.schemas import (
+    HardstopClearQuery,
+    HardstopRequest,
+    PushContext,
+    PushRequest,
+    field_name,
+)
 from nettrace.config.settings import Settings
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -120,3 +127,32 @@ def _refs(node: Any) -> list[str]:
     if isinstance(node, list):
         return [r for value in node for r in _refs(value)]
     return []
+
+
+@given(st.text(max_size=40))
+def test_hardstop_reason_model_agrees_with_its_published_pattern(reason: str) -> None:
+    """What the document's pattern (checked with Python's re, as schemathesis does) accepts is
+    exactly what the server accepts, and an accepted reason is never blank once stripped."""
+    schema = build_openapi(Settings())["components"]["schemas"]["HardstopRequest"]
+    pattern = schema["properties"]["reason"]["pattern"]
+    documented = bool(reason) and re.search(pattern, reason) is not None
+    try:
+        HardstopRequest(reason=reason)
+    except ValidationError:
+        accepted = False
+    else:
+        accepted = True
+    assert accepted == documented
+    if accepted:
+        assert reason.strip()
+        assert "\x00" not in reason
+    clear = HardstopClearQuery.model_validate({"reason": reason}) if accepted else None
+    assert clear is None or clear.reason == reason
+
+
+@pytest.mark.parametrize("reason", ["", " ", "\t\n", "\x1c", "\u00a0", "ok\x00"])
+def test_blank_or_nul_reasons_are_refused(reason: str) -> None:
+    with pytest.raises(ValidationError):
+        HardstopRequest(reason=reason)
+    with pytest.raises(ValidationError):
+        HardstopClearQuery(reason=reason)

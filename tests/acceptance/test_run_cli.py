@@ -1,0 +1,188 @@
+"""``nettrace run`` as a user runs it: paper replay, parity with the backtest, refusals, crashes."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from nettrace.agents.quant_engine import EngineConfig, QuantEngine
+from nettrace.agents.sniper import SniperAgent
+from nettrace.config.settings import Settings
+from nettrace.execution.exchange import ExchangeStatus
+from nettrace.execution.paper import PaperExchange
+from nettrace.store.database import Database
+from nettrace.store.models import OrderRow
+
+FILE = "bitstamp_BTC-USD_1d.parquet"  # 1,220 real daily bars; the sniper trades 8 times on it
+CLI = [sys.executable, "-m", "nettrace"]
+
+
+def _nettrace(
+    env: dict[str, str], *args: str, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*CLI, *args], env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+@pytest.fixture
+def home(env: dict[str, str]) -> dict[str, str]:
+    done = _nettrace(env, "db", "upgrade")
+    assert done.returncode == 0, done.stderr
+    return env
+
+
+def test_paper_replay_makes_the_backtests_trades(
+    home: dict[str, str], shared_data: Path, tmp_path: Path
+) -> None:
+    data = str(shared_data / FILE)
+    backtest = _nettrace(home, "backtest", "--strategy", "sniper", "--fill", "maker", "--data",
+                         data, "--export", str(tmp_path / "bt.json"))  # fmt: skip
+    assert backtest.returncode == 0, backtest.stderr
+    run = _nettrace(home, "run", "--paper", "--replay", data, "--speed", "max",
+                    "--export", str(tmp_path / "run.json"))  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    bt = json.loads((tmp_path / "bt.json").read_text())
+    paper = json.loads((tmp_path / "run.json").read_text())
+    assert len(paper["trades"]) == len(bt["trades"]) >= 5
+    assert paper["fingerprint"] == bt["fingerprint"]
+    # What a user watching sees: orders, fills, round trips and the fingerprint.
+    assert " order " in run.stdout
+    assert " fill " in run.stdout
+    assert f"trade fingerprint: {bt['fingerprint']}" in run.stdout
+
+    again = _nettrace(home, "run", "--replay", data, "--quiet")  # the same account, continued
+    assert again.returncode == 0, again.stderr
+    assert "resuming paper account" in again.stdout
+    assert f"trade fingerprint: {bt['fingerprint']}" in again.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "extra_env", "message"),
+    [
+        (["--live"], {}, "--live needs --exchange"),
+        (["--live", "--exchange", "kraken"], {}, "NETTRACE_KRAKEN_API_KEY"),
+        (["--live", "--exchange", "kraken"],
+         {"NETTRACE_KRAKEN_API_KEY": "key-value-1", "NETTRACE_KRAKEN_SECRET": "s3cr3t-value"},
+         "--i-accept-live-risk"),
+        (["--replay", "no-such-file.parquet"], {}, "does not exist"),
+        (["--replay", "{data}", "--speed", "fast"], {}, "--speed must be"),
+        (["--replay", "{data}", "--max-volume-share", "2"], {}, "--max-volume-share"),
+        (["--replay", "{data}"], {"FLY_REGION": "lhr"}, "not the primary region"),
+        ([], {}, "--replay FILE"),
+    ],
+)  # fmt: skip
+def test_refusals_are_one_line_and_exit_2(
+    home: dict[str, str],
+    shared_data: Path,
+    args: list[str],
+    extra_env: dict[str, str],
+    message: str,
+) -> None:
+    argv = [a.replace("{data}", str(shared_data / FILE)) for a in args]
+    done = _nettrace({**home, **extra_env}, "run", *argv)
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert message in lines[0]
+    assert "Traceback" not in done.stderr
+    assert "s3cr3t-value" not in done.stdout + done.stderr  # secrets never printed
+
+
+# --- Killed at random points, 20 times ---------------------------------------------------------
+
+
+def _books_agree(home: dict[str, str], state: Path) -> tuple[int, int]:
+    """Restart the engine in process on the killed run's files (what the next run does first)
+    and check the books: returns (orders on the exchange, fills)."""
+    data_dir = Path(home["NETTRACE_DATA_DIR"])
+    settings = Settings(region="ewr", primary_region="ewr", data_dir=data_dir)
+    database = Database(settings.resolved_database_url())
+    try:
+        exchange = PaperExchange(fees=settings.fees("bitstamp"), state_path=state)
+        engine = QuantEngine(
+            settings=settings, database=database, exchange=exchange, sniper=SniperAgent(),
+            config=EngineConfig(symbols=("BTC/USD",), exchange="bitstamp", quote_currency="USD"),
+        )  # fmt: skip
+        report = engine.start(exchange.last_bar_ms("BTC/USD"))
+        raw = json.loads(state.read_text())
+        on_exchange = {o["client_order_id"]: o for o in raw["orders"]}
+        with database.session() as session:
+            ours = {o.client_order_id: o for o in session.scalars(select(OrderRow))}
+        # No orphan: every order the exchange has, we stored first (and none was cancelled
+        # as an orphan: the store-before-send order makes them impossible).
+        assert set(on_exchange) <= set(ours)
+        assert report.orphans_cancelled == []
+        # No duplicate: one exchange order per client id, one client id per decision attempt.
+        keys = [(o.decision_id, o.client_order_id) for o in ours.values()]
+        assert len({k[1] for k in keys}) == len(keys)
+        # Nothing left unsettled, and what is live here is live there, and only that.
+        for cid, order in ours.items():
+            assert order.state not in ("pending_submit", "unknown"), (cid, order.state)
+            live_here = order.state in ("open", "partially_filled")
+            live_there = on_exchange.get(cid, {}).get("status") == ExchangeStatus.OPEN.value
+            assert live_here == live_there, (cid, order.state, on_exchange.get(cid))
+        # Positions equal the exchange's balances; our fills are the exchange's trades.
+        balances = exchange.fetch_balance()
+        position = engine.portfolio.position("BTC/USD")
+        held = position.amount if position is not None else 0.0
+        assert held == pytest.approx(balances.get("BTC", 0.0), rel=1e-9, abs=1e-12)
+        assert engine.portfolio.cash == pytest.approx(balances["USD"], rel=1e-9)
+        assert {t.id for t in exchange.fetch_my_trades()} == engine.fills.trade_ids()
+        return len(on_exchange), len(engine.fills.trade_ids())
+    finally:
+        database.dispose()
+
+
+def test_killed_twenty_times_the_books_always_agree_and_the_trades_are_the_same(
+    home: dict[str, str], shared_data: Path, tmp_path: Path
+) -> None:
+    data = str(shared_data / FILE)
+    assert _nettrace({**home, "NETTRACE_DATA_DIR": str(tmp_path / "clean")}, "db",
+                     "upgrade").returncode == 0  # fmt: skip
+    elsewhere = {**home, "NETTRACE_DATA_DIR": str(tmp_path / "clean")}
+    reference = _nettrace(elsewhere, "run", "--replay", data, "--quiet",
+                          "--export", str(tmp_path / "ref.json"))  # fmt: skip
+    assert reference.returncode == 0, reference.stderr
+
+    state = tmp_path / "account.json"
+    args = [*CLI, "run", "--replay", data, "--quiet", "--account", str(state)]
+    rng = random.Random(20261125)
+    kinds = []
+    for i in range(20):
+        if i % 2 == 0:  # killed right after the exchange accepted an order, before the ack
+            env = {**home, "NETTRACE_PAPER_KILL_AFTER_ORDERS": str(rng.randint(1, 12))}
+            done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300,
+                                  check=False)  # fmt: skip
+            assert done.returncode in (-signal.SIGKILL, 0), done.stderr
+            kinds.append("after-submit" if done.returncode else "finished")
+        else:  # killed from outside at a random moment
+            process = subprocess.Popen(args, env=home, stdout=subprocess.DEVNULL,
+                                       stderr=subprocess.PIPE, text=True)  # fmt: skip
+            time.sleep(rng.uniform(2.0, 5.0))
+            process.send_signal(signal.SIGKILL)
+            process.wait(timeout=60)
+            kinds.append("random")
+        assert state.exists()
+        _books_agree(home, state)
+    assert kinds.count("after-submit") >= 5
+
+    final = subprocess.run([*args, "--export", str(tmp_path / "final.json")], env=home,
+                           capture_output=True, text=True, timeout=300, check=False)  # fmt: skip
+    assert final.returncode == 0, final.stderr
+    orders, fills = _books_agree(home, state)
+    assert orders > 20
+    assert fills >= 10
+    ref = json.loads((tmp_path / "ref.json").read_text())
+    got = json.loads((tmp_path / "final.json").read_text())
+    assert got["fingerprint"] == ref["fingerprint"]
+    assert os.path.getsize(state) > 0
