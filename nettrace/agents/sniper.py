@@ -16,7 +16,7 @@ to ``t`` only, which is what makes the shortcut honest.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import numpy as np
@@ -51,6 +51,8 @@ class BarView:
     signals: StrategySignals
     votes: Mapping[str, float]
     scouts: tuple[SignalRecord, ...] = ()
+    #: Each candle generator's weight at this bar (its track record); empty when fixed.
+    weights: Mapping[str, float] = field(default_factory=dict)
 
     @property
     def wants_entry(self) -> bool:
@@ -65,6 +67,7 @@ class BarView:
             "bar_ts_ms": self.ts_ms,
             "price": self.close,
             "votes": {name: round(v, 6) for name, v in self.votes.items()},
+            "weights": {name: round(w, 4) for name, w in self.weights.items()},
             "scouts": [
                 {
                     "source": s.source,
@@ -86,6 +89,7 @@ class SniperAgent:
         self._candles: dict[str, Candles] = {}
         self._signals: dict[str, StrategySignals] = {}
         self._votes: dict[str, dict[str, np.ndarray]] = {}
+        self._weights: dict[str, dict[str, np.ndarray]] = {}
 
     def load(self, candles: Candles) -> None:
         """Set a symbol's whole history (a replay file, or the warm-up before live bars)."""
@@ -107,11 +111,14 @@ class SniperAgent:
         if row >= len(candles) or int(candles.timestamp[row]) != ts_ms:
             return None
         votes = {name: float(col[row]) for name, col in self._votes[symbol].items()}
+        weights = {name: float(col[row]) for name, col in self._weights[symbol].items()}
         signals = self._signals[symbol]
         records: tuple[SignalRecord, ...] = ()
         if self._scouts is not None and now is not None:
             records = tuple(s for s in self._scouts(symbol, now) if s.side in _DIRECTION)
-        view = BarView(symbol, row, ts_ms, float(candles.close[row]), signals, votes, records)
+        view = BarView(
+            symbol, row, ts_ms, float(candles.close[row]), signals, votes, records, weights
+        )
         return self._with_scouts(view) if records else view
 
     def _compute(self, candles: Candles) -> None:
@@ -123,6 +130,11 @@ class SniperAgent:
             key.removeprefix("vote_"): value
             for key, value in indicators.items()
             if key.startswith("vote_")
+        }
+        self._weights[symbol] = {
+            key.removeprefix("weight_"): value
+            for key, value in indicators.items()
+            if key.startswith("weight_")
         }
 
     def _with_scouts(self, view: BarView) -> BarView:
@@ -143,7 +155,9 @@ class SniperAgent:
             )
             for s in view.scouts
         ]
-        agg = aggregate(outputs, getattr(self.strategy, "weights", None))
+        weights: dict[str, float] = dict(getattr(self.strategy, "weights", {}) or {})
+        weights.update(view.weights)  # this bar's track record, when the strategy keeps one
+        agg = aggregate(outputs, weights)
         base, r = view.signals, view.row
 
         def one(values: np.ndarray | None) -> np.ndarray | None:
@@ -158,4 +172,6 @@ class SniperAgent:
             expected_move=one(base.expected_move),
             atr=one(base.atr),
         )
-        return BarView(view.symbol, 0, view.ts_ms, view.close, merged, view.votes, view.scouts)
+        return BarView(
+            view.symbol, 0, view.ts_ms, view.close, merged, view.votes, view.scouts, view.weights
+        )

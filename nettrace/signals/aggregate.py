@@ -9,8 +9,9 @@ side: two outputs from one source are one source, so they cannot fake the corrob
 GoalValidator's ``signal_count >= 2`` asks for. (Both outputs still enter the weighted sums,
 each being a signal in its own right.)
 
-Weights are each generator's track record, supplied by the caller; a missing name weighs 1.0 and
-a weight of 0 silences that generator entirely (its opinion is ignored, not counted).
+Weights are each generator's track record, supplied by the caller -- one number, or one per bar
+(``signals.track_record``); a missing name weighs 1.0 and a weight of 0 silences that
+generator entirely (its opinion is ignored, not counted).
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ class Aggregate:
 
 
 def aggregate(
-    outputs: Sequence[GeneratorOutput], weights: Mapping[str, float] | None = None
+    outputs: Sequence[GeneratorOutput],
+    weights: Mapping[str, float | FloatArray] | None = None,
 ) -> Aggregate:
     """Combine generator outputs bar by bar, vectorised over bars (see the module docstring)."""
     if not outputs:
@@ -47,7 +49,7 @@ def aggregate(
         raise ValueError("aggregate needs one-dimensional outputs of equal length")
     weights = {} if weights is None else weights
     for name, value in weights.items():
-        if not (np.isfinite(value) and value >= 0.0):
+        if not np.all(np.isfinite(value) & (np.asarray(value) >= 0.0)):
             raise ValueError(f"weight for {name!r} must be finite and >= 0, got {value!r}")
 
     direction = np.stack([out.direction for out in outputs]).astype(np.int8)  # (generators, bars)
@@ -56,7 +58,13 @@ def aggregate(
         raise ValueError("directions must be -1, 0 or +1")
     if not np.all((strength >= 0.0) & (strength <= 1.0)):
         raise ValueError("strengths must be in [0, 1] (and not NaN)")
-    weight = np.array([weights.get(out.name, DEFAULT_WEIGHT) for out in outputs])[:, None]
+    n_bars = direction.shape[1]
+    weight = np.stack(
+        [
+            np.broadcast_to(np.asarray(weights.get(out.name, DEFAULT_WEIGHT), np.float64), n_bars)
+            for out in outputs
+        ]
+    )
 
     heard = weight > 0.0
     buy = (direction == 1) & heard

@@ -35,10 +35,12 @@ from nettrace.signals.aggregate import aggregate
 from nettrace.signals.base import BUY, SELL, GeneratorOutput
 from nettrace.signals.catalog import GENERATOR_NAMES, generator_by_name
 from nettrace.signals.regime import detect_regime
+from nettrace.signals.track_record import DEFAULT_HORIZON, DEFAULT_WINDOW, track_record_weights
 from nettrace.signals.trend import rescaled_prices
 from nettrace.strategies.base import Strategy, StrategySignals
 
-#: Equal weights until the generators have a track record (the live sniper learns them).
+#: The configured weights; with ``weighting="track_record"`` each is scaled by the generator's
+#: past hit rate at every bar.
 DEFAULT_WEIGHTS: Mapping[str, float] = {name: 1.0 for name in GENERATOR_NAMES}
 
 
@@ -57,6 +59,11 @@ class Sniper(Strategy):
     weights: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
     atr_period: int = 14
     target_atr_multiple: float = 3.0
+    #: "track_record": each weight above is scaled, bar by bar, by the generator's past hit
+    #: rate (``signals.track_record``); "fixed": the weights as given.
+    weighting: str = "track_record"
+    track_record_horizon: int = DEFAULT_HORIZON
+    track_record_window: int = DEFAULT_WINDOW
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.weights) - set(GENERATOR_NAMES))
@@ -69,6 +76,12 @@ class Sniper(Strategy):
             raise ValueError("sniper: at least one generator needs a positive weight")
         if self.atr_period < 2:
             raise ValueError(f"sniper: atr_period must be >= 2, got {self.atr_period}")
+        if self.weighting not in ("track_record", "fixed"):
+            raise ValueError(
+                f"sniper: weighting must be 'track_record' or 'fixed', got {self.weighting!r}"
+            )
+        if self.track_record_horizon < 1 or self.track_record_window < 1:
+            raise ValueError("sniper: track_record_horizon and track_record_window must be >= 1")
         if not self.target_atr_multiple > 0:
             raise ValueError(
                 f"sniper: target_atr_multiple must be > 0, got {self.target_atr_multiple}"
@@ -86,6 +99,12 @@ class Sniper(Strategy):
                 continue  # silenced: not even computed (the ML fit is the costly one)
             out = generator_by_name(name).compute(candles)
             columns[f"vote_{name}"] = out.direction.astype(np.float64) * out.strength
+            if self.weighting == "track_record":
+                earned = track_record_weights(
+                    out.direction, candles.close, horizon=self.track_record_horizon,
+                    window=self.track_record_window,
+                )  # fmt: skip
+                columns[f"weight_{name}"] = weight * earned
         columns["regime"] = detect_regime(candles).astype(np.float64)
         prices = rescaled_prices(candles)
         # NATR: ATR as a fraction of the close, computed on rescaled prices (TA-Lib's absolute
@@ -102,7 +121,7 @@ class Sniper(Strategy):
                 continue
             direction = np.sign(vote).astype(np.int8)
             outputs.append(GeneratorOutput(key.removeprefix("vote_"), direction, np.abs(vote)))
-        agg = aggregate(outputs, self.weights)
+        agg = aggregate(outputs, self.bar_weights(indicators))
         natr = indicators["natr"]
         return StrategySignals(
             entry=agg.side == BUY,
@@ -114,10 +133,19 @@ class Sniper(Strategy):
             atr=natr * candles.close,
         )
 
+    def bar_weights(self, indicators: Mapping[str, FloatArray]) -> dict[str, float | FloatArray]:
+        """Each generator's weight: per bar (track record) when computed, else as configured."""
+        return {
+            name: indicators.get(f"weight_{name}", weight) for name, weight in self.weights.items()
+        }
+
     def params(self) -> dict[str, Any]:
         return {
             **super().params(),
             "generators": dict(self.weights),
             "atr_period": self.atr_period,
             "target_atr_multiple": self.target_atr_multiple,
+            "weighting": self.weighting,
+            "track_record_horizon": self.track_record_horizon,
+            "track_record_window": self.track_record_window,
         }

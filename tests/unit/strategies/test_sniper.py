@@ -15,6 +15,7 @@ from nettrace.market.candles import CandleKey, Candles
 from nettrace.signals.aggregate import aggregate
 from nettrace.signals.catalog import default_generators
 from nettrace.signals.regime import detect_regime
+from nettrace.signals.track_record import track_record_weights
 from nettrace.strategies.catalog import strategy_by_name
 from nettrace.strategies.sniper import Sniper
 
@@ -27,13 +28,27 @@ def candles(shared_data: Path) -> Candles:
 
 
 def test_signals_are_the_aggregate_of_the_five_candle_generators(candles: Candles) -> None:
-    signals = Sniper().run(candles)
+    signals = Sniper(weighting="fixed").run(candles)
     expected = aggregate([g.compute(candles) for g in default_generators()])
     np.testing.assert_array_equal(signals.entry, expected.side == 1)
     np.testing.assert_array_equal(signals.exit, expected.side == -1)
     np.testing.assert_allclose(signals.confidence, expected.confidence, rtol=0, atol=1e-12)
     np.testing.assert_array_equal(signals.signal_count, expected.signal_count)
     np.testing.assert_array_equal(signals.regime, detect_regime(candles))
+
+
+def test_by_default_each_generator_weighs_its_track_record_at_every_bar(
+    candles: Candles,
+) -> None:
+    outputs = [g.compute(candles) for g in default_generators()]
+    weights = {o.name: track_record_weights(o.direction, candles.close) for o in outputs}
+    signals = Sniper().run(candles)
+    expected = aggregate(outputs, weights)
+    np.testing.assert_array_equal(signals.entry, expected.side == 1)
+    np.testing.assert_allclose(signals.confidence, expected.confidence, rtol=0, atol=1e-12)
+    # The record matters: some bars decide differently from equal weights.
+    equal = aggregate(outputs)
+    assert np.any(np.abs(expected.confidence - equal.confidence) > 1e-6)
 
 
 def test_expected_move_is_the_atr_target(candles: Candles) -> None:
