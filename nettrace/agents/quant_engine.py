@@ -152,6 +152,7 @@ class QuantEngine:
         risk: RiskController | None = None,
         fees: FeeSchedule | None = None,
         handoff_path: Path | None = None,
+        replay_clock: bool = False,
     ) -> None:
         self.settings = settings
         self.config = config
@@ -164,8 +165,13 @@ class QuantEngine:
         self.router = OrderRouter(self.book, exchange)
         self.fills = FillStore(database)
         self.adoptions = AdoptionStore(database)
+        #: With ``replay_clock`` decisions are stamped with the bar's time, not the wall clock,
+        #: so ``nettrace why --at`` finds a replayed decision at the time it was about.
+        self._bar_time = datetime.now(UTC)
         self.validator = GoalValidator(
-            fees=self.fees, recorder=DecisionStore(database, self.region)
+            fees=self.fees,
+            recorder=DecisionStore(database, self.region),
+            clock=(lambda: self._bar_time) if replay_clock else None,
         )
         self.snapshots = SnapshotStore(database)
         self.latch = HardstopLatch(database)
@@ -261,6 +267,7 @@ class QuantEngine:
     def on_bar(self, bar: Bar, now: datetime | None = None) -> Tick:
         """One tick for ``bar`` (closed). The paper exchange has matched it already."""
         symbol = bar.symbol
+        self._bar_time = _utc(bar.ts_ms)
         self._last_close[symbol] = bar.close  # before start: adopting a holding needs a price
         if not self._started:
             self.start(bar.ts_ms)

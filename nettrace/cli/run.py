@@ -173,7 +173,7 @@ def run(
         engine = QuantEngine(
             settings=settings, database=database, exchange=paper_exchange, sniper=agent,
             config=EngineConfig(symbols=(pair,), exchange=venue, quote_currency=quote),
-            handoff_path=settings.handoff_path,
+            handoff_path=settings.handoff_path, replay_clock=feed is None,
         )  # fmt: skip
         start_ms = paper_exchange.last_bar_ms(pair)
         st.out.print(
