@@ -38,7 +38,13 @@ from nettrace.config.settings import Settings
 from nettrace.domain.fees import FeeSchedule
 from nettrace.domain.types import ExitReason, OrderState, Side, TradingState
 from nettrace.execution.client_ids import attempt_of
-from nettrace.execution.exchange import Exchange, ExchangeTrade
+from nettrace.execution.exchange import (
+    Exchange,
+    ExchangeOrder,
+    ExchangeTrade,
+    ExchangeUnavailable,
+    OrderNotFound,
+)
 from nettrace.execution.hardstop import DailyLossMonitor, HardstopGuard
 from nettrace.execution.orders import TERMINAL_STATES, OrderBook, OrderIntent
 from nettrace.execution.paper import Bar
@@ -50,7 +56,7 @@ from nettrace.execution.reconcile import (
     import_fills,
     settle_orders,
 )
-from nettrace.execution.router import OrderRouter
+from nettrace.execution.router import OrderRouter, state_of
 from nettrace.observability.log import get_logger
 from nettrace.store.adoptions import AdoptionStore
 from nettrace.store.database import Database
@@ -132,6 +138,15 @@ def _role(row: OrderRow) -> str:
     if row.order_type in (STOP, TARGET):
         return row.order_type
     return ENTRY if row.side == Side.BUY.value else EXIT
+
+
+def _unchanged(row: OrderRow, answer: ExchangeOrder) -> bool:
+    """Does the exchange report exactly what we have stored (state, fill, exchange id)?"""
+    return (
+        state_of(answer).value == row.state
+        and answer.filled == row.filled
+        and answer.id == row.exchange_order_id
+    )
 
 
 def _utc(ts_ms: int) -> datetime:
@@ -281,7 +296,7 @@ class QuantEngine:
         hard = (
             self.guard.tick(_utc(bar.ts_ms), equity)
             if math.isfinite(equity)
-            else self.latch.state()
+            else self.guard.latch_state()
         )
         if hard.active:
             self._halt(tick, f"{hard.source}: {hard.reason}")
@@ -309,8 +324,18 @@ class QuantEngine:
         open_now = {o.client_order_id: o for o in self.exchange.fetch_open_orders(symbol)}
         for working in mine:
             cid = working.row.client_order_id
-            answer = open_now.get(cid) or self.exchange.fetch_order(cid, symbol)
-            row = self.router.apply(cid, answer, reason="synced")
+            answer = open_now.get(cid)
+            if answer is not None and _unchanged(working.row, answer):
+                continue  # still working as we have it: nothing to write
+            try:
+                if answer is None:
+                    answer = self.exchange.fetch_order(cid, symbol)
+                row = self.router.apply(cid, answer, reason="synced")
+            except OrderNotFound:  # an order whose submit never arrived (it was ``unknown``)
+                row = self.router.refresh(working.row)
+            except ExchangeUnavailable as exc:  # no answer now: ask again next tick
+                _log.warning("sync_deferred", client_order_id=cid, error=str(exc))
+                continue
             working.row = row
             if OrderState(row.state) in TERMINAL_STATES:
                 del self._working[cid]
@@ -319,7 +344,7 @@ class QuantEngine:
                         tick,
                         "cancelled",
                         symbol,
-                        f"{working.role} {cid} {row.state}: {answer.reason}",
+                        f"{working.role} {cid} {row.state}: {answer.reason if answer else ''}",
                     )
                     if working.role == EXIT:
                         self._rejected_exits.setdefault(symbol, []).append(row)
@@ -380,10 +405,8 @@ class QuantEngine:
                 self.router.cancel(working.row, "entry signal expired")
                 self._working.pop(cid, None)
                 self._event(tick, "cancelled", bar.symbol, f"entry {cid} expired unfilled")
-        exits_done = [
-            w for w in self._working.values() if w.role == EXIT and w.row.symbol == bar.symbol
-        ]
-        for working in exits_done:
+        exits = [w for w in self._working.values() if w.role == EXIT and w.row.symbol == bar.symbol]
+        for working in exits:
             if working.placed_ms < bar.ts_ms:
                 self._reprice_exit(working, bar, tick)
         self._reprice_rejected_exits(bar, tick)

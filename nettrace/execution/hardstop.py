@@ -13,6 +13,8 @@ the same tick that saw it.
 from __future__ import annotations
 
 import math
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -125,29 +127,68 @@ def handoff_says_hardstop(path: Path | None) -> str | None:
 
 
 class HardstopGuard:
-    """Runs both automatic sources each tick and raises the latch when either fires."""
+    """Runs both automatic sources each tick and raises the latch when either fires.
+
+    The tick is on the decision path, so the two reads it needs are cheap when nothing changed:
+    HANDOFF.md is re-read only when its size or mtime changes, and the latch -- which only
+    another process (the operator's API call or CLI) can change behind our back -- is re-read
+    at most every ``latch_recheck_s`` seconds. A raise from this process (daily loss, HANDOFF)
+    is written and acted on in the same tick regardless.
+    """
 
     def __init__(
         self,
         latch: HardstopLatch,
         monitor: DailyLossMonitor | None = None,
         handoff_path: Path | None = None,
+        *,
+        latch_recheck_s: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._latch = latch
         self.monitor = monitor or DailyLossMonitor()
         self._handoff_path = handoff_path
+        self.latch_recheck_s = latch_recheck_s
+        self._clock = clock
+        self._cached: tuple[float, HardstopState] | None = None
+        self._handoff_seen: tuple[tuple[int, int] | None, str | None] = (None, None)
+
+    def latch_state(self) -> HardstopState:
+        """The latch, read again once ``latch_recheck_s`` has passed since the last read."""
+        now = self._clock()
+        if self._cached is None or now - self._cached[0] >= self.latch_recheck_s:
+            self._cached = (now, self._latch.state())
+        return self._cached[1]
+
+    def _handoff_line(self) -> str | None:
+        path = self._handoff_path
+        if path is None:
+            return None
+        try:
+            stat = path.stat()
+            signature: tuple[int, int] | None = (stat.st_mtime_ns, stat.st_size)
+        except OSError:
+            signature = None
+        if signature is None or signature != self._handoff_seen[0]:
+            self._handoff_seen = (signature, handoff_says_hardstop(path))
+        return self._handoff_seen[1]
 
     def tick(self, ts: datetime, equity: float) -> HardstopState:
         """Check one tick; returns the latch state after any raise."""
         breach = self.monitor.check(ts, equity)
-        line = None if breach is not None else handoff_says_hardstop(self._handoff_path)
-        state = self._latch.state()
+        line = None if breach is not None else self._handoff_line()
+        state = self.latch_state()
         if state.active:  # already halted: one event per raise, not one per tick
             return state
         if breach is not None:
             _log.critical("hardstop_daily_loss", reason=breach.reason)
-            return self._latch.raise_(SOURCE_DAILY_LOSS, breach.reason, now=_utc(ts))
+            return self._raise(SOURCE_DAILY_LOSS, breach.reason, ts)
         if line is not None:
             _log.critical("hardstop_handoff", line=line, path=str(self._handoff_path))
-            return self._latch.raise_(SOURCE_HANDOFF, line, now=_utc(ts))
+            return self._raise(SOURCE_HANDOFF, line, ts)
+        return state
+
+    def _raise(self, source: str, reason: str, ts: datetime) -> HardstopState:
+        state = self._latch.raise_(source, reason, now=_utc(ts))
+        self._cached = (self._clock(), state)
         return state

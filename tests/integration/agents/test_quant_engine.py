@@ -282,10 +282,23 @@ def test_a_hardstop_line_in_handoff_halts_and_cancels(rig: RigFactory, tmp_path:
 
 def test_the_operator_clearing_hardstop_lets_trading_resume(rig: RigFactory) -> None:
     r, steps = _crash_rig(rig, crash=0.0)
+    r.engine.guard.latch_recheck_s = 0.0  # read the latch every tick (default: once a second)
     HardstopLatch(r.database).raise_("operator", "maintenance")
     assert r.tick(steps[0][0]).state is TradingState.HALTED
     HardstopLatch(r.database).clear("operator", "done")
     assert r.tick(steps[1][0]).state is TradingState.ACTIVE
+
+
+def test_an_operator_raise_reaches_the_loop_within_the_recheck_interval(rig: RigFactory) -> None:
+    r, steps = _crash_rig(rig, crash=0.0)
+    clock = [0.0]
+    r.engine.guard._clock = lambda: clock[0]
+    assert r.tick(steps[0][0]).state is TradingState.ACTIVE
+    HardstopLatch(r.database).raise_("operator", "from the API, another process")
+    clock[0] = 0.5
+    assert r.tick(steps[0][1]).state is TradingState.ACTIVE  # not re-read yet (cached 0.5 s)
+    clock[0] = 1.0
+    assert r.tick(steps[1][0]).state is TradingState.HALTED
 
 
 # --- Restart and reconciliation ---------------------------------------------------------------
