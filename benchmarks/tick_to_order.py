@@ -487,6 +487,7 @@ def run_once(
         breakdown.active = True
     perf = time.perf_counter
     gc.collect()
+    gc.freeze()  # as `nettrace run` does before its loop (see nettrace/cli/run.py)
     started = perf()
     try:
         for i, bar in enumerate(bars):

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Protocol
@@ -190,6 +190,9 @@ class TradeProposal:
     context: Mapping[str, object] | None = None
 
 
+_PROPOSAL_FIELDS = fields(TradeProposal)
+
+
 @dataclass(frozen=True, slots=True)
 class TradeDecision:
     """The validator's verdict on one proposal, with every reason it was refused."""
@@ -213,7 +216,8 @@ class TradeDecision:
 
     def to_record(self) -> dict[str, Any]:
         """A JSON-serialisable form for the audit trail (values: str, number, bool or None)."""
-        proposal = {key: _jsonable(value) for key, value in asdict(self.proposal).items()}
+        # Field by field, not ``asdict``: asdict deep-copies the context on the decision path.
+        proposal = {f.name: _jsonable(getattr(self.proposal, f.name)) for f in _PROPOSAL_FIELDS}
         return {
             "decision_id": self.decision_id,
             "decided_at": self.decided_at.isoformat(),

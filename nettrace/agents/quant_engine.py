@@ -26,8 +26,10 @@ each order before sending it.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 from nettrace.agents.agent_goals import GoalValidator, TradeDecision, TradeProposal
@@ -60,7 +62,7 @@ from nettrace.execution.router import OrderRouter, state_of
 from nettrace.observability.log import get_logger
 from nettrace.store.adoptions import AdoptionStore
 from nettrace.store.database import Database
-from nettrace.store.decisions import DecisionStore
+from nettrace.store.decisions import DecisionStore, PendingDecisions, decision_row
 from nettrace.store.fills import FillStore, StoredFill
 from nettrace.store.hardstop import HardstopLatch
 from nettrace.store.models import OrderRow
@@ -183,9 +185,11 @@ class QuantEngine:
         #: With ``replay_clock`` decisions are stamped with the bar's time, not the wall clock,
         #: so ``nettrace why --at`` finds a replayed decision at the time it was about.
         self._bar_time = datetime.now(UTC)
+        self.decision_store = DecisionStore(database, self.region)
+        self.decisions = PendingDecisions(self.decision_store)
         self.validator = GoalValidator(
             fees=self.fees,
-            recorder=DecisionStore(database, self.region),
+            recorder=self.decisions,
             clock=(lambda: self._bar_time) if replay_clock else None,
         )
         self.snapshots = SnapshotStore(database)
@@ -199,6 +203,10 @@ class QuantEngine:
         #: Exits the exchange rejected or cancelled (post-only crossed at the open): repriced
         #: at this tick's close, as the backtest does.
         self._rejected_exits: dict[str, list[OrderRow]] = {}
+        #: Exchange answers taken this tick, stored after its orders went out (write-behind).
+        self._writes: list[Callable[[], object]] = []
+        #: Exchange trade ids already applied to the portfolio (the fills table, in memory).
+        self._trade_ids: set[str] = set()
         self._last_close: dict[str, float] = {}
         self._peak = 0.0
         self._bars = 0
@@ -222,6 +230,7 @@ class QuantEngine:
         )
         cancel_orphans(self.router, report)
         stored = self.fills.all_fills()
+        self._trade_ids = {f.id for f in stored}
         balances = self.exchange.fetch_balance()
         cash_at_start = balances.get(self.config.quote_currency, 0.0) - sum(
             _cash_flow(f) for f in stored
@@ -254,6 +263,7 @@ class QuantEngine:
             self.state = TradingState.HALTED
         elif self.book.guard.is_primary:
             report.brackets_restored = self._ensure_brackets(now_ms or 0)
+            self.decisions.flush()
         self.reconcile_report = report
         self._started = True
         _log.info(
@@ -308,6 +318,8 @@ class QuantEngine:
         self._bars += 1
         if self._bars % self.config.reconcile_every_bars == 0:
             self._periodic_reconcile(tick)
+        self._write_behind()  # what the exchange told us this tick, after our orders went out
+        self.decisions.flush()  # the tick's refusals, together, after any order went out
         if math.isfinite(equity):
             self.snapshots.record(
                 self.portfolio.snapshot(_utc(bar.ts_ms), self._prices(), self.region)
@@ -330,7 +342,7 @@ class QuantEngine:
             try:
                 if answer is None:
                     answer = self.exchange.fetch_order(cid, symbol)
-                row = self.router.apply(cid, answer, reason="synced")
+                row = self._record_later(working.row, answer, "synced")
             except OrderNotFound:  # an order whose submit never arrived (it was ``unknown``)
                 row = self.router.refresh(working.row)
             except ExchangeUnavailable as exc:  # no answer now: ask again next tick
@@ -354,9 +366,42 @@ class QuantEngine:
             t for t in self.exchange.fetch_my_trades(symbol, since) if t.client_order_id in known
         ]
         for trade in fresh:
+            if trade.id in self._trade_ids:
+                continue
             reason = self._reason(known[trade.client_order_id].row)
-            if self.fills.record(trade.client_order_id, trade, reason):
-                self._apply_fill(trade, reason, tick)
+            self._trade_ids.add(trade.id)
+            self._apply_fill(trade, reason, tick)
+            self._writes.append(partial(self.fills.record, trade.client_order_id, trade, reason))
+
+    # --- Write-behind -------------------------------------------------------------------------
+
+    def _record_later(self, row: OrderRow, answer: ExchangeOrder, reason: str) -> OrderRow:
+        """Take the exchange's answer now, store it after this tick's orders went out.
+
+        What the exchange reports (a fill, a cancel) is already true there, so storing it can
+        wait until after the decision path -- which DESIGN §5 wants under a millisecond --
+        without any risk: a crash before the write is repaired by reconciliation, which asks
+        the exchange again. Orders *we* create are never deferred: they are stored before
+        they are sent.
+        """
+        self._writes.append(partial(self.router.apply, row.client_order_id, answer, reason=reason))
+        row.state = state_of(answer).value
+        row.filled = answer.filled
+        row.exchange_order_id = answer.id
+        return row
+
+    def _cancel_later(self, row: OrderRow, reason: str) -> OrderRow:
+        """Cancel on the exchange now; store the answer after the tick's orders (see above)."""
+        try:
+            answer = self.exchange.cancel_order(row.client_order_id, row.symbol)
+        except OrderNotFound:
+            return self.router.refresh(row)
+        return self._record_later(row, answer, reason)
+
+    def _write_behind(self) -> None:
+        writes, self._writes = self._writes, []
+        for write in writes:
+            write()
 
     def _apply_fill(self, trade: ExchangeTrade, reason: str, tick: Tick) -> None:
         closed = self.portfolio.apply_fill(trade, reason)
@@ -402,7 +447,7 @@ class QuantEngine:
                 continue
             if working.role == ENTRY and working.placed_ms < bar.ts_ms:
                 # Placed before this bar and still unfilled after it: the signal has expired.
-                self.router.cancel(working.row, "entry signal expired")
+                self._cancel_later(working.row, "entry signal expired")
                 self._working.pop(cid, None)
                 self._event(tick, "cancelled", bar.symbol, f"entry {cid} expired unfilled")
         exits = [w for w in self._working.values() if w.role == EXIT and w.row.symbol == bar.symbol]
@@ -413,7 +458,7 @@ class QuantEngine:
 
     def _reprice_exit(self, working: _Working, bar: Bar, tick: Tick) -> None:
         cid = working.row.client_order_id
-        after = self.router.cancel(working.row, "repricing at the new touch")
+        after = self._cancel_later(working.row, "repricing at the new touch")
         self._working.pop(cid, None)
         if after.state == OrderState.FILLED.value:
             return
@@ -632,9 +677,16 @@ class QuantEngine:
         parent: str | None = None,
         detail: dict[str, float] | None = None,
     ) -> OrderRow | None:
-        row = self.router.submit(
-            intent, decision_id, attempt, parent_client_order_id=parent, detail=dict(detail or {})
-        )
+        held = self.decisions.take()  # written with the order, in its transaction
+        try:
+            row = self.router.submit(
+                intent, decision_id, attempt, parent_client_order_id=parent,
+                detail=dict(detail or {}),
+                decisions=[decision_row(d, self.region) for d in held],
+            )  # fmt: skip
+        except Exception:
+            self.decision_store.record_many(held)  # refused orders keep their decisions
+            raise
         state = OrderState(row.state)
         if state in (OrderState.OPEN, OrderState.PARTIALLY_FILLED, OrderState.UNKNOWN):
             self._working[row.client_order_id] = _Working(row, role, ts_ms, attempt)

@@ -9,6 +9,7 @@ one line otherwise.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import time
@@ -183,6 +184,11 @@ def run(
         )
         if candles.synthetic:
             st.out.print("[bold yellow]SYNTHETIC DATA: these candles were generated.[/]")
+        # Everything built so far (history, signals, the ML model) lives for the whole run:
+        # freezing it keeps the collector from walking it again on the tick path (CPython's
+        # documented use of gc.freeze for long-lived processes).
+        gc.collect()
+        gc.freeze()
         if feed is None:
             summary = _replay(engine, paper_exchange, candles, start_ms, pace, quiet, st.out)
         else:

@@ -22,7 +22,7 @@ whatever called it; ``OrderStore`` checks again underneath.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from enum import StrEnum
 from typing import Any, NoReturn
 
@@ -30,7 +30,7 @@ from nettrace.config.settings import Settings
 from nettrace.domain.types import OrderState
 from nettrace.execution.client_ids import client_order_id
 from nettrace.store.database import Database
-from nettrace.store.models import OrderRow, OrderTransitionRow
+from nettrace.store.models import DecisionRow, OrderRow, OrderTransitionRow
 from nettrace.store.orders import (
     NotPrimaryRegionError,
     OrderChange,
@@ -223,6 +223,7 @@ class OrderBook:
         attempt: int = 0,
         *,
         detail: dict[str, Any] | None = None,
+        decisions: Sequence[DecisionRow] = (),
     ) -> OrderRow:
         """A ``pending_submit`` order for ``attempt`` of the approved ``decision_id``.
 
@@ -232,7 +233,11 @@ class OrderBook:
         client_id = client_order_id(decision_id, attempt)
         self.guard.check(f"create order {client_id}")
         return self._store.create(
-            intent, decision_id, client_id, detail={"attempt": attempt, **(detail or {})}
+            intent,
+            decision_id,
+            client_id,
+            detail={"attempt": attempt, **(detail or {})},
+            decisions=decisions,
         )
 
     def transition(

@@ -11,6 +11,7 @@ resolved the same way). Nothing is ever sent twice: the exchange recognises the 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from nettrace.domain.types import OrderState
@@ -25,7 +26,7 @@ from nettrace.execution.exchange import (
 )
 from nettrace.execution.orders import TERMINAL_STATES, OrderBook, OrderIntent, TransitionSource
 from nettrace.observability.log import get_logger
-from nettrace.store.models import OrderRow
+from nettrace.store.models import DecisionRow, OrderRow
 
 _log = get_logger(__name__)
 
@@ -56,13 +57,17 @@ class OrderRouter:
         *,
         parent_client_order_id: str | None = None,
         detail: dict[str, Any] | None = None,
+        decisions: Sequence[DecisionRow] = (),
     ) -> OrderRow:
-        """Store, send and record the answer; returns the order as stored afterwards."""
+        """Store, send and record the answer; returns the order as stored afterwards.
+
+        ``decisions``: audit rows not yet written, stored in the order's own transaction.
+        """
         self.book.guard.check(f"submit an order for decision {decision_id}")
         extra = dict(detail or {})
         if parent_client_order_id is not None:
             extra["parent_client_order_id"] = parent_client_order_id
-        row = self.book.create(intent, decision_id, attempt, detail=extra)
+        row = self.book.create(intent, decision_id, attempt, detail=extra, decisions=decisions)
         if OrderState(row.state) is not OrderState.PENDING_SUBMIT:
             return row  # a retry of an order already sent: never send it twice
         bracket = intent.order_type in ("stop_loss", "take_profit")

@@ -18,6 +18,60 @@ from nettrace.store.database import Database
 from nettrace.store.models import DecisionRow, OrderRow
 
 
+def decision_row(decision: TradeDecision, region: str) -> DecisionRow:
+    """The audit row of ``decision`` (what ``record`` writes; also written with an order)."""
+    record = decision.to_record()
+    proposal = decision.proposal
+    side = parse_side(proposal.side)
+    regime = parse_regime(proposal.regime)
+    return DecisionRow(
+        id=decision.decision_id,
+        decided_at=decision.decided_at,
+        region=region,
+        symbol=proposal.symbol,
+        side=side.value if side else None,
+        regime=regime.value if regime else None,
+        confidence=finite_float(proposal.confidence),
+        signal_count=strict_int(proposal.signal_count),
+        approved=decision.approved,
+        refusals=record["refusals"],
+        inputs=record["inputs"],
+        thresholds=record["thresholds"],
+        fees=record["fees"],
+    )
+
+
+class PendingDecisions:
+    """A ``DecisionRecorder`` that holds decisions until they are written.
+
+    The trading tick is on the decision path (DESIGN §5: tick to order request under a
+    millisecond), and a transaction per decision plus one per order was most of it. With this
+    recorder an approval is written *in the same transaction as the order it approves*
+    (``OrderStore.create(decisions=...)``), still before the order is sent, so an order without
+    its recorded approval cannot exist; the tick's remaining decisions (refusals) are written
+    together at its end by ``flush``.
+    """
+
+    def __init__(self, store: DecisionStore) -> None:
+        self._store = store
+        self._pending: list[TradeDecision] = []
+
+    @property
+    def region(self) -> str:
+        return self._store.region
+
+    def record(self, decision: TradeDecision) -> None:
+        self._pending.append(decision)
+
+    def take(self) -> list[TradeDecision]:
+        """The held decisions, handed over to be written by the caller."""
+        taken, self._pending = self._pending, []
+        return taken
+
+    def flush(self) -> None:
+        self._store.record_many(self.take())
+
+
 class DecisionStore:
     """Writes and reads decision audit rows for one region."""
 
@@ -25,29 +79,20 @@ class DecisionStore:
         self._db = database
         self._region = region
 
+    @property
+    def region(self) -> str:
+        return self._region
+
     def record(self, decision: TradeDecision) -> None:
-        record = decision.to_record()
-        proposal = decision.proposal
-        side = parse_side(proposal.side)
-        regime = parse_regime(proposal.regime)
         with self._db.session() as session:
-            session.add(
-                DecisionRow(
-                    id=decision.decision_id,
-                    decided_at=decision.decided_at,
-                    region=self._region,
-                    symbol=proposal.symbol,
-                    side=side.value if side else None,
-                    regime=regime.value if regime else None,
-                    confidence=finite_float(proposal.confidence),
-                    signal_count=strict_int(proposal.signal_count),
-                    approved=decision.approved,
-                    refusals=record["refusals"],
-                    inputs=record["inputs"],
-                    thresholds=record["thresholds"],
-                    fees=record["fees"],
-                )
-            )
+            session.add(decision_row(decision, self._region))
+
+    def record_many(self, decisions: Sequence[TradeDecision]) -> None:
+        """Write several decisions in one transaction (a tick's refusals)."""
+        if not decisions:
+            return
+        with self._db.session() as session:
+            session.add_all([decision_row(d, self._region) for d in decisions])
 
     def latest(self, symbol: str | None = None, limit: int = 20) -> list[DecisionRow]:
         """The newest decisions first, optionally for one symbol."""
