@@ -461,7 +461,7 @@ def run_once(
     if handoff:
         handoff_path = workdir / "HANDOFF.md"
         handoff_path.write_text(HANDOFF_TEXT)
-    database = Database(url)
+    database = Database(url, checkpoint_on_commit=False)  # as `nettrace run` opens it
 
     def on_sql(*_: Any) -> None:
         proxy.sql += 1

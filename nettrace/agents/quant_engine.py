@@ -90,6 +90,8 @@ class EngineConfig:
     entry_ttl_bars: int = 1
     max_exit_reprices: int = 200
     reconcile_every_bars: int = 12
+    #: How often the engine checkpoints a SQLite WAL itself (see ``Database.checkpoint``).
+    checkpoint_every_bars: int = 50
 
 
 @dataclass(frozen=True)
@@ -178,6 +180,7 @@ class QuantEngine:
         self.region = settings.region
         self.fees = fees or settings.fees(config.exchange)
         self.risk = risk or RiskController()
+        self.database = database
         self.book = OrderBook(database, settings)
         self.router = OrderRouter(self.book, exchange)
         self.fills = FillStore(database)
@@ -221,7 +224,6 @@ class QuantEngine:
         settle_orders(self.router, report)
         known = self._known_orders()
         import_fills(
-            self.exchange,
             self.fills,
             set(known),
             self.exchange.fetch_my_trades(),
@@ -324,6 +326,8 @@ class QuantEngine:
             self.snapshots.record(
                 self.portfolio.snapshot(_utc(bar.ts_ms), self._prices(), self.region)
             )
+        if self._bars % self.config.checkpoint_every_bars == 0:
+            self.database.checkpoint()  # between ticks, never inside the decision path's commit
         tick.state = self.state
         return tick
 

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
@@ -51,7 +51,7 @@ def state(ctx: typer.Context) -> CliState:
 
 
 @contextmanager
-def open_database(ctx: typer.Context, what: str) -> Iterator[Database]:
+def open_database(ctx: typer.Context, what: str, **database_options: Any) -> Iterator[Database]:
     """The configured database for one command; a missing table or server becomes one line.
 
     ``what`` names what the command needs ("the token table") in that line.
@@ -61,7 +61,7 @@ def open_database(ctx: typer.Context, what: str) -> Iterator[Database]:
     from nettrace.store.database import Database
 
     settings = state(ctx).settings
-    database = Database(settings.resolved_database_url())
+    database = Database(settings.resolved_database_url(), **database_options)
     try:
         yield database
     except (OperationalError, ProgrammingError) as exc:

@@ -170,7 +170,10 @@ def run(
     agent = SniperAgent()
     with st.out.status("computing the sniper's signals over the history..."):
         agent.load(candles)
-    with open_database(ctx, "the order and decision tables") as database:
+    # The loop checkpoints a SQLite WAL itself, between ticks (see Database.checkpoint).
+    with open_database(
+        ctx, "the order and decision tables", checkpoint_on_commit=False
+    ) as database:
         engine = QuantEngine(
             settings=settings, database=database, exchange=paper_exchange, sniper=agent,
             config=EngineConfig(symbols=(pair,), exchange=venue, quote_currency=quote),

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 from nettrace.domain.types import OrderState
 from nettrace.execution.client_ids import is_client_order_id
-from nettrace.execution.exchange import Exchange, ExchangeTrade, OrderNotFound
+from nettrace.execution.exchange import ExchangeTrade, OrderNotFound
 from nettrace.execution.portfolio import Portfolio, split_symbol
 from nettrace.execution.router import OrderRouter
 from nettrace.observability.log import get_logger
@@ -78,7 +78,6 @@ def settle_orders(router: OrderRouter, report: ReconcileReport) -> None:
 
 
 def import_fills(
-    exchange: Exchange,
     fills: FillStore,
     known_client_ids: set[str],
     trades: Iterable[ExchangeTrade],
