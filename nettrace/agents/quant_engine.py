@@ -63,7 +63,7 @@ from nettrace.observability.log import get_logger
 from nettrace.store.adoptions import AdoptionStore
 from nettrace.store.database import Database
 from nettrace.store.decisions import DecisionStore, PendingDecisions, decision_row
-from nettrace.store.fills import FillStore, StoredFill
+from nettrace.store.fills import FillStore
 from nettrace.store.hardstop import HardstopLatch
 from nettrace.store.models import OrderRow
 from nettrace.store.orders import OrderType
@@ -234,9 +234,10 @@ class QuantEngine:
         stored = self.fills.all_fills()
         self._trade_ids = {f.id for f in stored}
         balances = self.exchange.fetch_balance()
-        cash_at_start = balances.get(self.config.quote_currency, 0.0) - sum(
-            _cash_flow(f) for f in stored
-        )
+        # The cash our fills moved, booked the one way the portfolio books them: what the
+        # exchange holds beyond that is the cash the account started with.
+        moved = Portfolio.from_fills(self.config.quote_currency, 0.0, stored)[0].cash
+        cash_at_start = balances.get(self.config.quote_currency, 0.0) - moved
         self.portfolio, self.round_trips = Portfolio.from_fills(
             self.config.quote_currency, cash_at_start, stored
         )
@@ -747,11 +748,3 @@ class QuantEngine:
             )
             for t in self.round_trips
         ]
-
-
-def _cash_flow(fill: StoredFill) -> float:
-    """The quote cash a stored fill moved (a buy pays, a sell receives; quote fees on top)."""
-    quote = fill.symbol.partition("/")[2]
-    quote_fee = fill.fee if fill.fee_currency == quote else 0.0
-    notional = fill.price * fill.amount
-    return -notional - quote_fee if fill.side == Side.BUY else notional - quote_fee

@@ -23,6 +23,7 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Protocol
 
+from nettrace.domain.fills import Fill
 from nettrace.domain.portfolio import Holding, PortfolioSnapshot
 from nettrace.domain.types import Side
 
@@ -43,26 +44,6 @@ OVERSELL_TOLERANCE = 1e-9
 
 #: A lot whose remaining amount is at most this fraction of what was bought is flat (closed).
 FLAT_TOLERANCE = 1e-12
-
-
-class Fill(Protocol):
-    """What the portfolio needs of a fill: ``ExchangeTrade`` and the store's ``StoredFill`` both
-    have it. Read-only properties, so frozen dataclasses satisfy it."""
-
-    @property
-    def symbol(self) -> str: ...
-    @property
-    def side(self) -> Side: ...
-    @property
-    def price(self) -> float: ...
-    @property
-    def amount(self) -> float: ...
-    @property
-    def fee(self) -> float: ...
-    @property
-    def fee_currency(self) -> str: ...
-    @property
-    def ts_ms(self) -> int: ...
 
 
 class ReasonedFill(Fill, Protocol):

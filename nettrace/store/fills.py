@@ -5,7 +5,7 @@ the same trade arrives more than once (a websocket push, then the reconciliation
 retry after a crash), and booking it twice would double a position.
 
 The store sits below execution and must not import it, so it takes any object shaped like an
-exchange trade (``TradeLike``) and hands back its own ``StoredFill``, which has the attributes
+exchange trade (``ExchangeFill``) and hands back its own ``StoredFill``, which has the attributes
 ``execution.portfolio.Portfolio.from_fills`` reads.
 
 Why each fill was placed (its exit reason) has no column: it is derived on read from the order,
@@ -18,19 +18,19 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
 
 import structlog
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from nettrace.domain.fills import ExchangeFill
 from nettrace.domain.types import ExitReason, Side
 from nettrace.store.database import Database
 from nettrace.store.models import FillRow, OrderRow
 from nettrace.store.orders import OrderNotFoundError
 
-__all__ = ["FillStore", "StoredFill", "TradeLike", "datetime_from_ms", "ms_from_datetime"]
+__all__ = ["ExchangeFill", "FillStore", "StoredFill", "datetime_from_ms", "ms_from_datetime"]
 
 _log = structlog.get_logger(__name__)
 
@@ -52,31 +52,6 @@ def datetime_from_ms(ts_ms: int) -> datetime:
 def ms_from_datetime(ts: datetime) -> int:
     """Aware datetime -> epoch milliseconds; the exact inverse of ``datetime_from_ms``."""
     return (ts.astimezone(UTC) - _EPOCH) // _ONE_MS
-
-
-class TradeLike(Protocol):
-    """The exchange trade fields a fill row keeps (``execution.exchange.ExchangeTrade``)."""
-
-    @property
-    def id(self) -> str: ...
-    @property
-    def client_order_id(self) -> str: ...
-    @property
-    def symbol(self) -> str: ...
-    @property
-    def side(self) -> Side: ...
-    @property
-    def price(self) -> float: ...
-    @property
-    def amount(self) -> float: ...
-    @property
-    def fee(self) -> float: ...
-    @property
-    def fee_currency(self) -> str: ...
-    @property
-    def is_maker(self) -> bool: ...
-    @property
-    def ts_ms(self) -> int: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +85,7 @@ class FillStore:
 
     # --- Writes -------------------------------------------------------------------------------
 
-    def record(self, client_order_id: str, trade: TradeLike, reason: str = "signal") -> bool:
+    def record(self, client_order_id: str, trade: ExchangeFill, reason: str = "signal") -> bool:
         """Store ``trade`` as a fill of the order ``client_order_id``; ``False`` if it is stored
         already (nothing written), ``True`` if this call stored it.
 
@@ -228,7 +203,7 @@ class FillStore:
         return found is not None
 
     @staticmethod
-    def _check_values(client_order_id: str, trade: TradeLike) -> None:
+    def _check_values(client_order_id: str, trade: ExchangeFill) -> None:
         where = f"fill {trade.id!r} of order {client_order_id}"
         if not trade.id:
             raise ValueError(f"{where}: the exchange trade id is the idempotency key; it is empty")
@@ -242,7 +217,7 @@ class FillStore:
             raise ValueError(f"{where}: the trade names order {trade.client_order_id!r}")
 
     @staticmethod
-    def _check_belongs(order: OrderRow, trade: TradeLike) -> None:
+    def _check_belongs(order: OrderRow, trade: ExchangeFill) -> None:
         if order.symbol != trade.symbol or order.side != Side(trade.side).value:
             raise ValueError(
                 f"fill {trade.id!r} of order {order.client_order_id}: the trade is "
