@@ -46,7 +46,7 @@ data set is missing.
 
     python benchmarks/tick_to_order.py [--mode real|frequent|both] [--file PATH] [--bars N]
         [--frequent-bars N] [--database-url postgresql://postgres@127.0.0.1:5432/test]
-        [--no-postgres] [--no-breakdown] [--cprofile N] [--json OUT]
+        [--no-postgres] [--no-breakdown] [--cprofile N [--cprofile-path]] [--json OUT]
 """
 
 from __future__ import annotations
@@ -75,19 +75,24 @@ import pyarrow.parquet as pq
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import make_url
 
+import nettrace.agents.quant_engine as quant_engine_module
 import nettrace.execution.hardstop as hardstop_module
+import nettrace.execution.orders as orders_module
+import nettrace.store.orders as orders_module_store
 from nettrace.agents.agent_goals import GoalValidator
 from nettrace.agents.quant_engine import EngineConfig, QuantEngine
 from nettrace.agents.risk_controller import RiskController
 from nettrace.agents.sniper import SniperAgent
 from nettrace.config.settings import Settings
 from nettrace.execution.exchange import ExchangeOrder, ExchangeTrade, OrderRequest
+from nettrace.execution.hardstop import HardstopGuard
 from nettrace.execution.paper import Bar, PaperExchange
 from nettrace.execution.portfolio import Portfolio
 from nettrace.market.candles import Candles, FloatArray
 from nettrace.market.shared_data import shared_data_dir
 from nettrace.market.store import load_candles
 from nettrace.observability.log import configure_logging
+from nettrace.store.compiled import CompiledInsert
 from nettrace.store.database import Database
 from nettrace.store.decisions import DecisionStore
 from nettrace.store.fills import FillStore
@@ -349,10 +354,51 @@ def instrument(breakdown: Breakdown) -> None:
     wrap(RiskController, "position_size", "risk controller (size, thresholds)")
     wrap(RiskController, "goal_thresholds", "risk controller (size, thresholds)")
     wrap(Portfolio, "snapshot", "portfolio snapshot build (Portfolio.snapshot)")
+    wrap(quant_engine_module, "decision_values", "decision audit row (decision_values)")
+    wrap(quant_engine_module, "decide_entry", "entry plan (decide_entry, excl. rules/sizing)")
+    wrap(QuantEngine, "_sync", "order sync (QuantEngine._sync, excl. exchange)")
+    wrap(HardstopGuard, "tick", "hardstop check (HardstopGuard.tick)")
+    wrap(Portfolio, "equity", "portfolio equity (Portfolio.equity)")
+    wrap(orders_module, "client_order_id", "client order id (client_order_id)")
+    wrap(CompiledInsert, "execute", "INSERT statements", nested=True)
+    wrap(CompiledInsert, "execute_many", "INSERT statements", nested=True)
     wrap(Session, "flush", "ORM flush (INSERT/UPDATE)", nested=True)
     wrap(Connection, "_commit_impl", "COMMIT", nested=True)
     wrap(TimingExchange, "_call", "paper exchange calls (excluded from 'engine only')")
     wrap(TimingExchange, "create_order", "paper exchange calls (excluded from 'engine only')")
+
+
+@contextmanager
+def count_driver_sql(proxy: TimingExchange) -> Iterator[None]:
+    """Count the statements and COMMITs that go straight to the driver (``store.compiled``:
+    the order-creation transaction), which SQLAlchemy's engine events never see. A counter
+    increment per call, in the timed run too: well under a microsecond per order."""
+    execute, execute_many = CompiledInsert.execute, CompiledInsert.execute_many
+    transaction = orders_module_store.driver_transaction
+
+    def counted_execute(self: CompiledInsert, cursor: Any, values: Mapping[str, Any]) -> Any:
+        proxy.sql += 1
+        return execute(self, cursor, values)
+
+    def counted_many(self: CompiledInsert, cursor: Any, rows: Any) -> None:
+        proxy.sql += 1
+        execute_many(self, cursor, rows)
+
+    @contextmanager
+    def counted_transaction(engine: Any) -> Iterator[Any]:
+        with transaction(engine) as cursor:
+            yield cursor
+        proxy.commits += 1
+
+    CompiledInsert.execute = counted_execute  # type: ignore[method-assign]
+    CompiledInsert.execute_many = counted_many  # type: ignore[method-assign]
+    orders_module_store.driver_transaction = counted_transaction  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        CompiledInsert.execute = execute  # type: ignore[method-assign]
+        CompiledInsert.execute_many = execute_many  # type: ignore[method-assign]
+        orders_module_store.driver_transaction = transaction
 
 
 # --------------------------------------------------------------------------------------------
@@ -423,6 +469,8 @@ class RunResult:
     round_trips: int = 0
     halted: bool = False
     seconds: float = 0.0
+    #: ``--cprofile-path``: the decision path's profile over the ticks that sent an order.
+    path_stats: pstats.Stats | None = None
 
 
 def bars_of(candles: Candles) -> list[Bar]:
@@ -451,6 +499,7 @@ def run_once(
     handoff: bool,
     breakdown: Breakdown | None = None,
     profiler: cProfile.Profile | None = None,
+    profile_path_only: bool = False,
 ) -> RunResult:
     settings = Settings(region="ewr")
     pair = candles.key.pair
@@ -471,6 +520,8 @@ def run_once(
 
     event.listen(database.engine, "before_cursor_execute", on_sql)
     event.listen(database.engine, "commit", on_commit)
+    driver_sql = count_driver_sql(proxy)  # the order's own transaction skips those events
+    driver_sql.__enter__()
     engine = QuantEngine(
         settings=settings,
         database=database,
@@ -485,6 +536,9 @@ def run_once(
     if breakdown is not None:
         proxy.on_first_order = breakdown.first_order
         breakdown.active = True
+    path_profile = PathProfile() if profiler is not None and profile_path_only else None
+    if path_profile is not None:
+        proxy.on_first_order = path_profile.first_order
     perf = time.perf_counter
     gc.collect()
     gc.freeze()  # as `nettrace run` does before its loop (see nettrace/cli/run.py)
@@ -494,12 +548,16 @@ def run_once(
             paper.on_bar(bar)
             if breakdown is not None:
                 breakdown.begin_tick()
-            if profiler is not None:
+            if path_profile is not None:
+                path_profile.begin_tick()
+            elif profiler is not None:
                 profiler.enable()
             proxy.begin_tick()
             engine.on_bar(bar)
             end = perf()
-            if profiler is not None:
+            if path_profile is not None:
+                path_profile.end_tick()
+            elif profiler is not None:
                 profiler.disable()
             tick = end - proxy.tick_start
             counted = i >= WARMUP_TICKS
@@ -531,6 +589,8 @@ def run_once(
         result.first_kinds = dict(kinds)
         result.round_trips = len(engine.round_trips)
         result.halted = engine.state.value == "halted"
+        result.path_stats = path_profile.stats if path_profile is not None else None
+        driver_sql.__exit__(None, None, None)
         database.dispose()
     return result
 
@@ -628,9 +688,42 @@ def print_breakdown(title: str, breakdown: Breakdown) -> list[dict[str, Any]]:
     return rows
 
 
-def print_cprofile(title: str, profiler: cProfile.Profile, top: int) -> None:
+class PathProfile:
+    """cProfile of the decision path alone: a profiler per tick, stopped at the tick's first
+    ``create_order`` and kept only for ticks that sent one (``--cprofile-path``)."""
+
+    def __init__(self) -> None:
+        self.stats: pstats.Stats | None = None
+        self._profiler: cProfile.Profile | None = None
+        self._ordered = False
+
+    def begin_tick(self) -> None:
+        self._ordered = False
+        self._profiler = cProfile.Profile()
+        self._profiler.enable()
+
+    def first_order(self, _now: float) -> None:
+        if self._profiler is not None:
+            self._profiler.disable()
+        self._ordered = True
+
+    def end_tick(self) -> None:
+        if self._profiler is None:
+            return
+        self._profiler.disable()
+        if self._ordered:
+            if self.stats is None:
+                self.stats = pstats.Stats(self._profiler)
+            else:
+                self.stats.add(self._profiler)
+        self._profiler = None
+
+
+def print_cprofile(
+    title: str, profiler: cProfile.Profile, top: int, stats: pstats.Stats | None = None
+) -> None:
     print(f"\n{title}: top {top} functions by own time (cProfile; its overhead inflates calls)")
-    out = pstats.Stats(profiler)
+    out = stats if stats is not None else pstats.Stats(profiler)
     out.sort_stats(pstats.SortKey.TIME).print_stats(top)
 
 
@@ -683,6 +776,11 @@ def main() -> int:
     parser.add_argument(
         "--cprofile", type=int, default=0, metavar="N", help="Add a cProfile run, print top N."
     )
+    parser.add_argument(
+        "--cprofile-path",
+        action="store_true",
+        help="Profile only the decision path (tick start to its first create_order).",
+    )
     parser.add_argument("--json", type=Path, help="Write the figures to this JSON file.")
     args = parser.parse_args()
 
@@ -705,7 +803,7 @@ def main() -> int:
 
     results: list[RunResult] = []
     report: dict[str, Any] = {"file": path.name, "runs": [], "breakdown": []}
-    profiles: list[tuple[str, cProfile.Profile]] = []
+    profiles: list[tuple[str, cProfile.Profile, pstats.Stats | None]] = []
     breakdowns: list[tuple[str, Breakdown]] = []
     for mode in modes:
         size = args.bars if mode == "real" else args.frequent_bars
@@ -731,6 +829,7 @@ def main() -> int:
                             result = run_once(
                                 mode, backend, url, candles, agent, workdir,
                                 not args.no_handoff, breakdown, profiler,
+                                args.cprofile_path,
                             )  # fmt: skip
                         finally:
                             if breakdown is not None:
@@ -741,7 +840,7 @@ def main() -> int:
                 elif breakdown is not None:
                     breakdowns.append((label, breakdown))
                 elif profiler is not None:
-                    profiles.append((label, profiler))
+                    profiles.append((label, profiler, result.path_stats))
 
     command = shlex.join([Path(sys.executable).name, *sys.argv])
     print(
@@ -756,8 +855,9 @@ def main() -> int:
         report["breakdown"].append(
             {"run": label, "rows": print_breakdown(f"Breakdown, {label}", breakdown)}
         )
-    for label, profiler in profiles:
-        print_cprofile(f"cProfile, {label}", profiler, args.cprofile)
+    for label, profiler, path_stats in profiles:
+        scope = "decision path" if path_stats is not None else "whole ticks"
+        print_cprofile(f"cProfile ({scope}), {label}", profiler, args.cprofile, path_stats)
 
     met = True
     print()

@@ -62,7 +62,7 @@ from nettrace.execution.router import OrderRouter, state_of
 from nettrace.observability.log import get_logger
 from nettrace.store.adoptions import AdoptionStore
 from nettrace.store.database import Database
-from nettrace.store.decisions import DecisionStore, PendingDecisions, decision_row
+from nettrace.store.decisions import DecisionStore, PendingDecisions, decision_values
 from nettrace.store.fills import FillStore
 from nettrace.store.hardstop import HardstopLatch
 from nettrace.store.models import OrderRow
@@ -91,7 +91,7 @@ class EngineConfig:
     max_exit_reprices: int = 200
     reconcile_every_bars: int = 12
     #: How often the engine checkpoints a SQLite WAL itself (see ``Database.checkpoint``).
-    checkpoint_every_bars: int = 50
+    checkpoint_every_bars: int = 1000
 
 
 @dataclass(frozen=True)
@@ -687,7 +687,7 @@ class QuantEngine:
             row = self.router.submit(
                 intent, decision_id, attempt, parent_client_order_id=parent,
                 detail=dict(detail or {}),
-                decisions=[decision_row(d, self.region) for d in held],
+                decisions=[decision_values(d, self.region) for d in held],
             )  # fmt: skip
         except Exception:
             self.decision_store.record_many(held)  # refused orders keep their decisions

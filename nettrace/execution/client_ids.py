@@ -36,6 +36,8 @@ MAX_ATTEMPT = 999
 #: The length of every id from ``client_order_id``.
 CLIENT_ORDER_ID_LENGTH = 32
 _DIGEST_CHARS = CLIENT_ORDER_ID_LENGTH - len(PREFIX) - 3
+#: Whole 5-byte base32 groups covering ``_DIGEST_CHARS`` characters (8 characters a group).
+_DIGEST_BYTES = 5 * -(-_DIGEST_CHARS // 8)
 _ID_PATTERN = re.compile(rf"{PREFIX}[a-z2-7]{{{_DIGEST_CHARS}}}[0-9]{{3}}")
 #: The namespace of ``client_order_uuid`` (a fixed UUIDv5 of the project's name).
 _UUID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://nettrace.invalid/client-order-id")
@@ -62,7 +64,10 @@ def client_order_id(decision_id: str, attempt: int = 0) -> str:
     """
     decision_id, attempt = _check(decision_id, attempt)
     digest = hashlib.sha256(f"nettrace-order\x00{decision_id}".encode()).digest()
-    body = base64.b32encode(digest).decode("ascii").lower()[:_DIGEST_CHARS]
+    # Only the bytes the kept characters come from (5 bits each): the same characters as
+    # encoding the whole digest, for a fraction of the pure-Python encoder's time (this runs
+    # on the decision path).
+    body = base64.b32encode(digest[:_DIGEST_BYTES]).decode("ascii").lower()[:_DIGEST_CHARS]
     return f"{PREFIX}{body}{attempt:03d}"
 
 

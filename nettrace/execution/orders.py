@@ -30,7 +30,7 @@ from nettrace.config.settings import Settings
 from nettrace.domain.types import OrderState
 from nettrace.execution.client_ids import client_order_id
 from nettrace.store.database import Database
-from nettrace.store.models import DecisionRow, OrderRow, OrderTransitionRow
+from nettrace.store.models import OrderRow, OrderTransitionRow
 from nettrace.store.orders import (
     NotPrimaryRegionError,
     OrderChange,
@@ -223,7 +223,7 @@ class OrderBook:
         attempt: int = 0,
         *,
         detail: dict[str, Any] | None = None,
-        decisions: Sequence[DecisionRow] = (),
+        decisions: Sequence[Mapping[str, Any]] = (),
     ) -> OrderRow:
         """A ``pending_submit`` order for ``attempt`` of the approved ``decision_id``.
 

@@ -158,6 +158,12 @@ class PaperExchange:
         self._last: dict[str, Bar] = {}
         loaded = self._load() if state_path is not None else None
         self._account = loaded or _Account(balances=dict(initial_balances or {}))
+        # Indexes over the account's orders: scanning every order ever placed on each call made
+        # the venue slower the longer it ran (it is called several times per tick).
+        self._open: dict[str, _Order] = {}
+        self._kids: dict[str, list[_Order]] = {}
+        for order in self._account.orders.values():
+            self._index(order)
         if loaded is None:
             self._save()
 
@@ -192,6 +198,7 @@ class PaperExchange:
                 armed=request.parent_client_order_id is None,
             )
             self._account.orders[order.client_order_id] = order
+            self._index(order)
             if request.parent_client_order_id is not None:
                 self._arm_children(self._account.orders[request.parent_client_order_id])
             self._save()
@@ -220,11 +227,7 @@ class PaperExchange:
 
     def fetch_open_orders(self, symbol: str | None = None) -> list[ExchangeOrder]:
         with self._lock:
-            return [
-                o.view()
-                for o in self._account.orders.values()
-                if o.working and (symbol is None or o.symbol == symbol)
-            ]
+            return [o.view() for o in self._live(symbol)]
 
     def fetch_my_trades(self, symbol: str | None = None, since_ms: int = 0) -> list[ExchangeTrade]:
         with self._lock:
@@ -260,7 +263,7 @@ class PaperExchange:
             self._account.last_bar_ms[bar.symbol] = bar.ts_ms
             before = len(self._account.trades)
             changed = False
-            mine = [o for o in self._account.orders.values() if o.symbol == bar.symbol]
+            mine = self._live(bar.symbol)
             plain = [o for o in mine if o.working and o.kind in ("limit", "market")]
             for side in (Side.SELL.value, Side.BUY.value):
                 for order in plain:
@@ -389,11 +392,7 @@ class PaperExchange:
                 child.amount = min(child.amount, parent.filled)
 
     def _children(self, parent: _Order) -> list[_Order]:
-        return [
-            o
-            for o in self._account.orders.values()
-            if o.parent_client_order_id == parent.client_order_id
-        ]
+        return self._kids.get(parent.client_order_id, [])
 
     def _cancel_children(self, parent: _Order, reason: str) -> None:
         for child in self._children(parent):
@@ -414,16 +413,30 @@ class PaperExchange:
         """Armed brackets whose amount the account no longer holds are cancelled."""
         base, _ = _currencies(symbol)
         held = self._account.balances.get(base, 0.0)
-        for order in self._account.orders.values():
+        for order in self._live(symbol):
             if (
-                order.symbol == symbol
-                and order.working
+                order.working
                 and order.armed
                 and order.kind in ("stop_loss", "take_profit")
                 and order.remaining > held * (1 + _BALANCE_TOLERANCE)
             ):
                 order.status = ExchangeStatus.CANCELED.value
                 order.reason = "position closed"
+
+    # --- Indexes ------------------------------------------------------------------------------
+
+    def _index(self, order: _Order) -> None:
+        if order.working:
+            self._open[order.client_order_id] = order
+        if order.parent_client_order_id is not None:
+            self._kids.setdefault(order.parent_client_order_id, []).append(order)
+
+    def _live(self, symbol: str | None) -> list[_Order]:
+        """The working orders (of ``symbol``), oldest first. An order never returns to
+        working, so the ones that stopped are dropped from the index here, lazily."""
+        for cid in [cid for cid, o in self._open.items() if not o.working]:
+            del self._open[cid]
+        return [o for o in self._open.values() if symbol is None or o.symbol == symbol]
 
     # --- Persistence --------------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ resolved the same way). Nothing is ever sent twice: the exchange recognises the 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from nettrace.domain.types import OrderState
@@ -26,7 +26,7 @@ from nettrace.execution.exchange import (
 )
 from nettrace.execution.orders import TERMINAL_STATES, OrderBook, OrderIntent, TransitionSource
 from nettrace.observability.log import get_logger
-from nettrace.store.models import DecisionRow, OrderRow
+from nettrace.store.models import OrderRow
 
 _log = get_logger(__name__)
 
@@ -57,7 +57,7 @@ class OrderRouter:
         *,
         parent_client_order_id: str | None = None,
         detail: dict[str, Any] | None = None,
-        decisions: Sequence[DecisionRow] = (),
+        decisions: Sequence[Mapping[str, Any]] = (),
     ) -> OrderRow:
         """Store, send and record the answer; returns the order as stored afterwards.
 

@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import orjson
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
@@ -28,6 +29,12 @@ def create_db_engine(url: str, *, checkpoint_on_commit: bool = True, **kwargs: A
     (``Database.checkpoint``), because an auto-checkpoint runs inside whichever commit crosses
     the threshold -- measured, it was the decision path's worst latencies.
     """
+    # orjson writes the JSON columns (decision audit rows, transition details, snapshots):
+    # several times faster than ``json.dumps``, which was a tenth of the order-creation
+    # transaction on the decision path. Reading stays with ``json.loads``, which also reads
+    # rows written before (including any ``NaN`` token ``json.dumps`` let through; orjson
+    # writes ``null`` for a non-finite number, as PostgreSQL's ``jsonb`` demands anyway).
+    kwargs.setdefault("json_serializer", _json_text)
     parsed = make_url(url)
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
@@ -42,6 +49,10 @@ def create_db_engine(url: str, *, checkpoint_on_commit: bool = True, **kwargs: A
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     return create_engine(parsed, **kwargs)
+
+
+def _json_text(value: Any) -> str:
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 def _no_auto_checkpoint(dbapi_connection: Any, _record: Any) -> None:

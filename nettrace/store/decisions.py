@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import func, select
 
@@ -18,27 +19,34 @@ from nettrace.store.database import Database
 from nettrace.store.models import DecisionRow, OrderRow
 
 
-def decision_row(decision: TradeDecision, region: str) -> DecisionRow:
-    """The audit row of ``decision`` (what ``record`` writes; also written with an order)."""
+def decision_values(decision: TradeDecision, region: str) -> dict[str, Any]:
+    """The audit row of ``decision`` as column values: what ``OrderStore.create`` writes with
+    the order it approves (a plain mapping, not an ORM object: it is built on the decision
+    path, where constructing the instrumented row cost more than writing it)."""
     record = decision.to_record()
     proposal = decision.proposal
     side = parse_side(proposal.side)
     regime = parse_regime(proposal.regime)
-    return DecisionRow(
-        id=decision.decision_id,
-        decided_at=decision.decided_at,
-        region=region,
-        symbol=proposal.symbol,
-        side=side.value if side else None,
-        regime=regime.value if regime else None,
-        confidence=finite_float(proposal.confidence),
-        signal_count=strict_int(proposal.signal_count),
-        approved=decision.approved,
-        refusals=record["refusals"],
-        inputs=record["inputs"],
-        thresholds=record["thresholds"],
-        fees=record["fees"],
-    )
+    return {
+        "id": decision.decision_id,
+        "decided_at": decision.decided_at,
+        "region": region,
+        "symbol": proposal.symbol,
+        "side": side.value if side else None,
+        "regime": regime.value if regime else None,
+        "confidence": finite_float(proposal.confidence),
+        "signal_count": strict_int(proposal.signal_count),
+        "approved": decision.approved,
+        "refusals": record["refusals"],
+        "inputs": record["inputs"],
+        "thresholds": record["thresholds"],
+        "fees": record["fees"],
+    }
+
+
+def decision_row(decision: TradeDecision, region: str) -> DecisionRow:
+    """The audit row of ``decision`` (what ``record`` writes)."""
+    return DecisionRow(**decision_values(decision, region))
 
 
 class PendingDecisions:

@@ -15,14 +15,15 @@ refused outside the primary region, here as well as in the execution layer.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
-from sqlalchemy import Connection, CursorResult, Table, bindparam, insert, select, update
+from sqlalchemy import CursorResult, Engine, Table, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from nettrace.domain.types import OrderState, Side
+from nettrace.store.compiled import CompiledInsert, driver_transaction
 from nettrace.store.database import Database
 from nettrace.store.models import DecisionRow, OrderRow, OrderTransitionRow, utcnow
 
@@ -147,21 +148,29 @@ class _LostRaceError(Exception):
     pass
 
 
-# Built once: constructing a statement per call cost more than executing it (the decision path).
 _ORDERS = cast(Table, OrderRow.__table__)
 _DECISIONS = cast(Table, DecisionRow.__table__)
-_INSERT_DECISION = insert(_DECISIONS)
-_INSERT_ORDER = insert(_ORDERS).returning(_ORDERS.c.id)
-_INSERT_TRANSITION = insert(cast(Table, OrderTransitionRow.__table__))
-_ORDER_ID = select(_ORDERS.c.id).where(_ORDERS.c.client_order_id == bindparam("cid"))
+_TRANSITIONS = cast(Table, OrderTransitionRow.__table__)
 _DECISION = select(_DECISIONS.c.approved, _DECISIONS.c.symbol, _DECISIONS.c.side).where(
     _DECISIONS.c.id == bindparam("id")
 )
 
 
-def _columns(row: DecisionRow) -> dict[str, Any]:
-    """A decision row's column values, for a Core insert."""
-    return {column.key: getattr(row, column.key) for column in DecisionRow.__table__.columns}
+class _CompiledCreate:
+    """The order-creation statements, compiled once for one engine (``store.compiled``)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.decision = CompiledInsert(
+            insert(_DECISIONS), engine, [c.key for c in _DECISIONS.columns]
+        )
+        self.order = CompiledInsert(
+            insert(_ORDERS).returning(_ORDERS.c.id),
+            engine,
+            [c.key for c in _ORDERS.columns if c.key != "id"],
+        )
+        self.transition = CompiledInsert(
+            insert(_TRANSITIONS), engine, ["order_id", "from_state", "to_state", "at", "detail"]
+        )
 
 
 def _facts(row: OrderRow) -> OrderFacts:
@@ -181,6 +190,7 @@ class OrderStore:
         self._db = database
         self._region = region
         self._primary = primary_region
+        self._create_sql: _CompiledCreate | None = None
 
     def _require_primary(self, action: str) -> None:
         if self._region != self._primary:
@@ -195,14 +205,15 @@ class OrderStore:
         client_order_id: str,
         *,
         detail: dict[str, Any] | None = None,
-        decisions: Sequence[DecisionRow] = (),
+        decisions: Sequence[Mapping[str, Any]] = (),
     ) -> OrderRow:
         """Store a new ``pending_submit`` order and its first transition, or return the same
         order if ``client_order_id`` already exists (a retry). Never writes a second row.
 
-        ``decisions`` are audit rows not written yet (``decisions.PendingDecisions``): they are
-        written first, in the same transaction, so the approval and the order it approves
-        become durable together -- one commit on the decision path instead of two.
+        ``decisions`` are audit rows not written yet (``decisions.decision_values`` of what
+        ``decisions.PendingDecisions`` held): they are written first, in the same transaction,
+        so the approval and the order it approves become durable together -- one commit on
+        the decision path instead of two. The approval is checked before anything is written.
         """
         self._require_primary(f"create order {client_order_id}")
         now = utcnow()
@@ -223,42 +234,52 @@ class OrderStore:
             "created_at": now,
             "updated_at": now,
         }
-        # A Core connection rather than an ORM session: this transaction is on the trading
-        # tick's decision path (DESIGN §5, under a millisecond), and the session's unit of work
-        # cost about a millisecond here against some tens of microseconds for the statements.
+        # The approval is read before the transaction: a stored decision never changes.
+        held = next((d for d in decisions if d["id"] == decision_id), None)
+        self._require_approved(decision_id, intent, client_order_id, held)
+        sql = self._compiled()
         try:
-            with self._db.engine.begin() as conn:
+            # The driver's cursor, not a session or Core connection: this transaction is on
+            # the trading tick's decision path (DESIGN §5); see ``store.compiled``.
+            with driver_transaction(self._db.engine) as cursor:
                 if decisions:
-                    conn.execute(_INSERT_DECISION, [_columns(d) for d in decisions])
-                found = conn.execute(_ORDER_ID, {"cid": client_order_id}).first()
-                if found is None:
-                    held = next((d for d in decisions if d.id == decision_id), None)
-                    self._require_approved(conn, decision_id, intent, client_order_id, held)
-                    order_id = conn.execute(_INSERT_ORDER, values).scalar_one()
-                    conn.execute(
-                        _INSERT_TRANSITION,
-                        {
-                            "order_id": order_id,
-                            "from_state": None,
-                            "to_state": OrderState.PENDING_SUBMIT.value,
-                            "at": now,
-                            "detail": {"reason": "created", "filled": 0.0, **(detail or {})},
-                        },
-                    )
-            if found is not None:  # a retry: the stored order, if its terms are the same
-                existing = self.get(client_order_id)
-                if existing is None:  # pragma: no cover - orders are never deleted
-                    raise OrderNotFoundError(f"order {client_order_id} vanished")
-                return self._same_order(existing, intent, decision_id)
-            row = OrderRow(**values)
-            row.id = order_id
-            return row
+                    sql.decision.execute_many(cursor, decisions)
+                order_id = sql.order.execute(cursor, values).fetchone()[0]
+                sql.transition.execute(
+                    cursor,
+                    {
+                        "order_id": order_id,
+                        "from_state": None,
+                        "to_state": OrderState.PENDING_SUBMIT.value,
+                        "at": now,
+                        "detail": {"reason": "created", "filled": 0.0, **(detail or {})},
+                    },
+                )
         except IntegrityError:
-            # Another writer created it between our read and our insert: theirs is the order.
+            # The client id is taken: a retry, or another writer got there first. Either way
+            # the stored order is the order, if its terms are the same.
             existing = self.get(client_order_id)
             if existing is None:
                 raise
+            self._record_missing(decisions)  # the transaction that carried them rolled back
             return self._same_order(existing, intent, decision_id)
+        row = OrderRow(**values)
+        row.id = order_id
+        return row
+
+    def _compiled(self) -> _CompiledCreate:
+        if self._create_sql is None:
+            self._create_sql = _CompiledCreate(self._db.engine)
+        return self._create_sql
+
+    def _record_missing(self, decisions: Sequence[Mapping[str, Any]]) -> None:
+        """Store those of ``decisions`` that are not stored yet (audit rows are never lost)."""
+        if not decisions:
+            return
+        ids = [d["id"] for d in decisions]
+        with self._db.session() as session:
+            stored = set(session.scalars(select(DecisionRow.id).where(DecisionRow.id.in_(ids))))
+            session.add_all([DecisionRow(**d) for d in decisions if d["id"] not in stored])
 
     def apply(self, client_order_id: str, plan: Planner) -> OrderRow:
         """Run ``plan`` on the order and store its change with one transition row, atomically.
@@ -369,27 +390,28 @@ class OrderStore:
 
     # --- Checks -------------------------------------------------------------------------------
 
-    @staticmethod
     def _require_approved(
-        conn: Connection,
+        self,
         decision_id: str,
         intent: OrderIntent,
         client_id: str,
-        held: DecisionRow | None = None,
+        held: Mapping[str, Any] | None = None,
     ) -> None:
-        """``held``: the decision row just written in this transaction (no need to read it)."""
-        decision = (
-            held if held is not None else conn.execute(_DECISION, {"id": decision_id}).first()
-        )
+        """``held``: the decision row about to be written with the order (no need to read it)."""
+        decision: Mapping[str, Any] | None = held
+        if decision is None:
+            with self._db.engine.connect() as conn:
+                found = conn.execute(_DECISION, {"id": decision_id}).first()
+            decision = dict(found._mapping) if found is not None else None
         where = f"order {client_id}: decision {decision_id!r}"
         if decision is None:
             raise DecisionNotApprovedError(f"{where} is not recorded; no order without one")
-        if not decision.approved:
+        if not decision["approved"]:
             raise DecisionNotApprovedError(f"{where} was refused; no order for it")
-        if decision.symbol != intent.symbol or decision.side != intent.side.value:
+        side, symbol = decision["side"], decision["symbol"]
+        if symbol != intent.symbol or side != intent.side.value:
             raise DecisionNotApprovedError(
-                f"{where} approved {decision.side} {decision.symbol}, "
-                f"not {intent.side.value} {intent.symbol}"
+                f"{where} approved {side} {symbol}, not {intent.side.value} {intent.symbol}"
             )
 
     @staticmethod

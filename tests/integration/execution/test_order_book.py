@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from nettrace.agents.agent_goals import GoalValidator, TradeProposal
+from nettrace.agents.agent_goals import GoalValidator, MemoryDecisionRecorder, TradeProposal
 from nettrace.config.settings import Settings
 from nettrace.domain.types import OrderState, Side
 from nettrace.execution.client_ids import client_order_id
@@ -29,8 +29,8 @@ from nettrace.execution.orders import (
     TransitionSource,
 )
 from nettrace.store.database import Database
-from nettrace.store.decisions import DecisionStore
-from nettrace.store.models import OrderRow, OrderTransitionRow
+from nettrace.store.decisions import DecisionStore, decision_values
+from nettrace.store.models import DecisionRow, OrderRow, OrderTransitionRow
 from nettrace.store.orders import (
     ClientOrderIdConflictError,
     DecisionNotApprovedError,
@@ -162,6 +162,58 @@ def test_an_order_without_an_approved_decision_is_refused(
         book.create(intent("ETH/USD"), approved)
     with pytest.raises(DecisionNotApprovedError, match="approved BUY BTC/USD"):
         book.create(intent(side=Side.SELL), approved)
+    assert counts(migrated_db) == (0, 0)
+
+
+def test_decisions_carried_by_an_order_are_stored_with_it_and_kept_on_a_retry(
+    migrated_db: Database, book: OrderBook
+) -> None:
+    # The engine's way: decisions are held in memory and written in the order's transaction.
+    held = MemoryDecisionRecorder()
+    validator = GoalValidator(recorder=held)
+    refused = validator.evaluate(
+        TradeProposal(side="BUY", confidence=0.2, signal_count=1, regime="uptrend", symbol="X/USD")
+    )
+    approved = validator.evaluate(
+        TradeProposal(
+            side="BUY", confidence=0.9, signal_count=3, regime="uptrend", symbol="BTC/USD",
+            expected_move=0.02, context={"bar": "2024-01-01T00:00:00+00:00", "votes": {"rsi": 1}},
+        )
+    )  # fmt: skip
+    assert approved.approved
+    assert not refused.approved
+    rows = [decision_values(d, "ewr") for d in held.decisions]
+    order = book.create(intent(), approved.decision_id, decisions=rows)
+    assert counts(migrated_db) == (1, 1)
+    with migrated_db.session() as session:
+        stored = {row.id: row for row in session.scalars(select(DecisionRow))}
+    assert set(stored) == {approved.decision_id, refused.decision_id}
+    assert stored[approved.decision_id].approved is True
+    assert stored[approved.decision_id].inputs["context"]["votes"] == {"rsi": 1}
+    assert stored[approved.decision_id].decided_at == approved.decided_at
+    assert stored[approved.decision_id].refusals == []
+    assert stored[refused.decision_id].refusals == refused.to_record()["refusals"] != []
+    # A retry of the same order that carries a new decision: the same order, and the new
+    # audit row is not lost with the transaction that found the order already there.
+    later = validator.evaluate(
+        TradeProposal(side="SELL", confidence=0.1, signal_count=0, regime="down", symbol="X/USD")
+    )
+    again = book.create(intent(), approved.decision_id, decisions=[decision_values(later, "ewr")])
+    assert again.id == order.id
+    assert counts(migrated_db) == (1, 1)
+    with migrated_db.session() as session:
+        assert session.get(DecisionRow, later.decision_id) is not None
+
+
+def test_an_order_whose_carried_decision_refused_writes_nothing(
+    migrated_db: Database, book: OrderBook
+) -> None:
+    held = MemoryDecisionRecorder()
+    refused = GoalValidator(recorder=held).evaluate(
+        TradeProposal(side="BUY", confidence=0.2, signal_count=1, regime="up", symbol="BTC/USD")
+    )
+    with pytest.raises(DecisionNotApprovedError, match="was refused"):
+        book.create(intent(), refused.decision_id, decisions=[decision_values(refused, "ewr")])
     assert counts(migrated_db) == (0, 0)
 
 

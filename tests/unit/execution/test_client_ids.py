@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import re
 import uuid
 
@@ -27,11 +29,18 @@ OKX = re.compile(r"[A-Za-z0-9]{1,32}")
 
 def test_a_known_decision_has_a_known_id() -> None:
     # Pinned: changing the derivation would double every order retried across an upgrade.
-    assert client_order_id("0123456789abcdef0123456789abcdef", 0) == (
-        client_order_id("0123456789abcdef0123456789abcdef")
+    assert client_order_id("0123456789abcdef0123456789abcdef") == (
+        "nto4p3dtkgs7futpd234gdia4jm3f000"
     )
-    assert client_order_id("d1", 7).endswith("007")
-    assert client_order_id("d1", 7).startswith("nt")
+    assert client_order_id("d1", 7) == "ntkjp4blgjvffdjg3niui4cc2jx5g007"
+
+
+@given(decision_ids, attempts)
+def test_ids_follow_the_documented_derivation(decision_id: str, attempt: int) -> None:
+    # "nt" + the first 27 base32 characters of SHA-256 over the decision id + the attempt.
+    digest = hashlib.sha256(f"nettrace-order\x00{decision_id}".encode()).digest()
+    expected = f"nt{base64.b32encode(digest).decode().lower()[:27]}{attempt:03d}"
+    assert client_order_id(decision_id, attempt) == expected
 
 
 @given(decision_ids, attempts)
