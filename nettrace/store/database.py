@@ -16,6 +16,8 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from nettrace.store.compiled import HeldConnection
+
 #: How long (milliseconds) a SQLite writer waits for another writer's lock before failing.
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -85,6 +87,8 @@ class Database:
             url, checkpoint_on_commit=checkpoint_on_commit, **engine_kwargs
         )
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        #: The decision path's transactions (``store.compiled``): one connection, kept.
+        self.driver = HeldConnection(self.engine)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -101,4 +105,5 @@ class Database:
             conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
 
     def dispose(self) -> None:
+        self.driver.close()
         self.engine.dispose()

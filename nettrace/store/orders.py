@@ -23,7 +23,7 @@ from sqlalchemy import CursorResult, Engine, Table, bindparam, insert, select, u
 from sqlalchemy.exc import IntegrityError
 
 from nettrace.domain.types import OrderState, Side
-from nettrace.store.compiled import CompiledInsert, driver_transaction
+from nettrace.store.compiled import CompiledInsert
 from nettrace.store.database import Database
 from nettrace.store.models import DecisionRow, OrderRow, OrderTransitionRow, utcnow
 
@@ -164,12 +164,27 @@ class _CompiledCreate:
             insert(_DECISIONS), engine, [c.key for c in _DECISIONS.columns]
         )
         self.order = CompiledInsert(
-            insert(_ORDERS).returning(_ORDERS.c.id),
+            insert(_ORDERS),
             engine,
             [c.key for c in _ORDERS.columns if c.key != "id"],
         )
+        # The first transition finds its order by client id rather than taking the id the
+        # order's INSERT returns: no statement waits for another's answer, so PostgreSQL gets
+        # the whole transaction in one round trip (``HeldConnection`` pipelines it).
+        columns = _TRANSITIONS.c
+        found = select(
+            _ORDERS.c.id,
+            bindparam("from_state", type_=columns.from_state.type),
+            bindparam("to_state", type_=columns.to_state.type),
+            bindparam("at", type_=columns.at.type),
+            bindparam("detail", type_=columns.detail.type),
+        ).where(_ORDERS.c.client_order_id == bindparam("client_order_id"))
         self.transition = CompiledInsert(
-            insert(_TRANSITIONS), engine, ["order_id", "from_state", "to_state", "at", "detail"]
+            insert(_TRANSITIONS)
+            .from_select(["order_id", "from_state", "to_state", "at", "detail"], found)
+            .returning(columns.order_id),
+            engine,
+            ["client_order_id", "from_state", "to_state", "at", "detail"],
         )
 
 
@@ -238,23 +253,26 @@ class OrderStore:
         held = next((d for d in decisions if d["id"] == decision_id), None)
         self._require_approved(decision_id, intent, client_order_id, held)
         sql = self._compiled()
+        creation = {
+            "from_state": None,
+            "to_state": OrderState.PENDING_SUBMIT.value,
+            "at": now,
+            "detail": {"reason": "created", "filled": 0.0, **(detail or {})},
+        }
+
+        def write(cursor: Any) -> int:
+            if decisions:
+                sql.decision.execute_many(cursor, decisions)
+            sql.order.execute(cursor, values)
+            created = sql.transition.execute(
+                cursor, {"client_order_id": client_order_id, **creation}
+            )
+            return int(created.fetchone()[0])
+
         try:
             # The driver's cursor, not a session or Core connection: this transaction is on
             # the trading tick's decision path (DESIGN §5); see ``store.compiled``.
-            with driver_transaction(self._db.engine) as cursor:
-                if decisions:
-                    sql.decision.execute_many(cursor, decisions)
-                order_id = sql.order.execute(cursor, values).fetchone()[0]
-                sql.transition.execute(
-                    cursor,
-                    {
-                        "order_id": order_id,
-                        "from_state": None,
-                        "to_state": OrderState.PENDING_SUBMIT.value,
-                        "at": now,
-                        "detail": {"reason": "created", "filled": 0.0, **(detail or {})},
-                    },
-                )
+            order_id = self._db.driver.run(write)
         except IntegrityError:
             # The client id is taken: a retry, or another writer got there first. Either way
             # the stored order is the order, if its terms are the same.

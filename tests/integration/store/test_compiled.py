@@ -3,13 +3,15 @@ on SQLite and PostgreSQL, and their transaction is all or nothing."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 from sqlalchemy import Table, bindparam, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
-from nettrace.store.compiled import CompiledInsert, driver_transaction
+from nettrace.store.compiled import CompiledInsert
 from nettrace.store.database import Database
 from nettrace.store.models import DecisionRow
 
@@ -47,9 +49,12 @@ def test_rows_written_on_the_cursor_read_back_as_the_orm_writes_them(
     migrated_db: Database,
 ) -> None:
     statement = CompiledInsert(insert(DECISIONS), migrated_db.engine, COLUMNS)
-    with driver_transaction(migrated_db.engine) as cursor:
+
+    def write(cursor: Any) -> None:
         statement.execute(cursor, values("fast"))
         statement.execute_many(cursor, [values("fast2", approved=False, side=None)])
+
+    migrated_db.driver.run(write)
     with migrated_db.session() as session:
         session.add(DecisionRow(**values("orm")))
     with migrated_db.session() as session:
@@ -67,29 +72,52 @@ def test_rows_written_on_the_cursor_read_back_as_the_orm_writes_them(
 
 def test_the_transaction_is_all_or_nothing(migrated_db: Database) -> None:
     statement = CompiledInsert(insert(DECISIONS), migrated_db.engine, COLUMNS)
-    with driver_transaction(migrated_db.engine) as cursor:
-        statement.execute(cursor, values("kept"))
+    driver = migrated_db.driver
 
+    def insert_rows(*ids: str) -> Callable[[Any], None]:
+        def write(cursor: Any) -> None:
+            for decision_id in ids:
+                statement.execute(cursor, values(decision_id))
+
+        return write
+
+    def caller_fails(cursor: Any) -> None:
+        statement.execute(cursor, values("also-undone"))
+        raise RuntimeError("caller failed")
+
+    driver.run(insert_rows("kept"))
     # A duplicate key in the second statement: the first of the same transaction is undone,
     # and the driver's error arrives as SQLAlchemy's, as from ``Connection.execute``.
-    def duplicate() -> None:
-        with driver_transaction(migrated_db.engine) as cursor:
-            statement.execute(cursor, values("undone"))
-            statement.execute(cursor, values("kept"))
-
-    def caller_fails() -> None:
-        with driver_transaction(migrated_db.engine) as cursor:
-            statement.execute(cursor, values("also-undone"))
-            raise RuntimeError("caller failed")
-
     with pytest.raises(IntegrityError):
-        duplicate()
+        driver.run(insert_rows("undone", "kept"))
     with pytest.raises(RuntimeError, match="caller failed"):
-        caller_fails()
+        driver.run(caller_fails)
     assert count(migrated_db) == 1
-    # The pooled connection went back clean: the next transaction works.
-    with driver_transaction(migrated_db.engine) as cursor:
-        statement.execute(cursor, values("next"))
+    # The connection went back clean: the next transaction works.
+    driver.run(insert_rows("next"))
+    assert count(migrated_db) == 2
+
+
+def test_a_kept_connection_that_died_is_replaced_and_the_work_done_once(
+    migrated_db: Database,
+) -> None:
+    statement = CompiledInsert(insert(DECISIONS), migrated_db.engine, COLUMNS)
+    driver = migrated_db.driver
+    driver.run(lambda cursor: statement.execute(cursor, values("first")))
+    # The kept connection dies under us (a server restart, a network cut).
+    kept = driver._held
+    assert kept is not None
+    if migrated_db.engine.dialect.name == "postgresql":
+        with migrated_db.engine.connect() as admin:
+            admin.exec_driver_sql(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE pid <> pg_backend_pid() AND datname = current_database()"
+            )
+    else:
+        kept.dbapi_connection.close()  # type: ignore[union-attr]
+    driver.run(lambda cursor: statement.execute(cursor, values("second")))
+    assert driver._held is not None
+    assert driver._held is not kept
     assert count(migrated_db) == 2
 
 
