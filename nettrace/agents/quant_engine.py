@@ -66,7 +66,7 @@ from nettrace.store.decisions import DecisionStore, PendingDecisions, decision_v
 from nettrace.store.fills import FillStore
 from nettrace.store.hardstop import HardstopLatch
 from nettrace.store.models import OrderRow
-from nettrace.store.orders import OrderType
+from nettrace.store.orders import HardstopActiveError, OrderType
 from nettrace.store.snapshots import SnapshotStore
 from nettrace.strategies.decision import decide_entry, decide_exit
 
@@ -267,6 +267,8 @@ class QuantEngine:
         elif self.book.guard.is_primary:
             report.brackets_restored = self._ensure_brackets(now_ms or 0)
             self.decisions.flush()
+        if self.book.guard.is_primary:
+            self.book.prepare()
         self.reconcile_report = report
         self._started = True
         _log.info(
@@ -323,6 +325,11 @@ class QuantEngine:
             self._periodic_reconcile(tick)
         self._write_behind()  # what the exchange told us this tick, after our orders went out
         self.decisions.flush()  # the tick's refusals, together, after any order went out
+        # The latch as another process may have set it, read after the decision path: an
+        # order is refused inside its own transaction while the latch is up anyway.
+        if self.guard.refresh_latch().active and self.state is not TradingState.HALTED:
+            latch = self.guard.latch_state()
+            self._halt(tick, f"{latch.source}: {latch.reason}")
         if math.isfinite(equity):
             self.snapshots.record(
                 self.portfolio.snapshot(_utc(bar.ts_ms), self._prices(), self.region)
@@ -689,6 +696,16 @@ class QuantEngine:
                 detail=dict(detail or {}),
                 decisions=[decision_values(d, self.region) for d in held],
             )  # fmt: skip
+        except HardstopActiveError as exc:
+            # Raised by another process (the operator) since this loop last read the latch:
+            # the order's own transaction refused it. Halt now, within this tick.
+            self.decision_store.record_many(held)
+            self.guard.refresh_latch(force=True)
+            if tick is not None:
+                self._halt(tick, str(exc))
+            else:
+                self.state = TradingState.HALTED
+            return None
         except Exception:
             self.decision_store.record_many(held)  # refused orders keep their decisions
             raise

@@ -129,11 +129,13 @@ def handoff_says_hardstop(path: Path | None) -> str | None:
 class HardstopGuard:
     """Runs both automatic sources each tick and raises the latch when either fires.
 
-    The tick is on the decision path, so the two reads it needs are cheap when nothing changed:
-    HANDOFF.md is re-read only when its size or mtime changes, and the latch -- which only
-    another process (the operator's API call or CLI) can change behind our back -- is re-read
-    at most every ``latch_recheck_s`` seconds. A raise from this process (daily loss, HANDOFF)
-    is written and acted on in the same tick regardless.
+    The tick is on the decision path, so what it reads must be cheap: HANDOFF.md is re-read
+    only when its size or mtime changes, and the latch -- which only another process (the
+    operator's API call or CLI) can change behind our back -- is not read there at all: the
+    loop calls ``refresh_latch`` after its orders went out (at most every ``latch_recheck_s``
+    seconds), and an order is refused inside its own transaction while the latch is up
+    (``OrderStore.create``), so a raise stops new orders at once either way. A raise from this
+    process (daily loss, HANDOFF) is written and acted on in the same tick regardless.
     """
 
     def __init__(
@@ -154,9 +156,15 @@ class HardstopGuard:
         self._handoff_seen: tuple[tuple[int, int] | None, str | None] = (None, None)
 
     def latch_state(self) -> HardstopState:
+        """The latch as last read (read now if it never was)."""
+        if self._cached is None:
+            self._cached = (self._clock(), self._latch.state())
+        return self._cached[1]
+
+    def refresh_latch(self, *, force: bool = False) -> HardstopState:
         """The latch, read again once ``latch_recheck_s`` has passed since the last read."""
         now = self._clock()
-        if self._cached is None or now - self._cached[0] >= self.latch_recheck_s:
+        if force or self._cached is None or now - self._cached[0] >= self.latch_recheck_s:
             self._cached = (now, self._latch.state())
         return self._cached[1]
 
@@ -178,6 +186,8 @@ class HardstopGuard:
         breach = self.monitor.check(ts, equity)
         line = None if breach is not None else self._handoff_line()
         state = self.latch_state()
+        if state.active:  # halted: cleared meanwhile? (no order is placed while halted)
+            state = self.refresh_latch()
         if state.active:  # already halted: one event per raise, not one per tick
             return state
         if breach is not None:

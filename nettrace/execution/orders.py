@@ -216,6 +216,10 @@ class OrderBook:
         self.guard = PrimaryOnly.from_settings(settings)
         self._store = OrderStore(database, settings.region, settings.primary_region)
 
+    def prepare(self) -> None:
+        """Make the first ``create`` as fast as the rest (``OrderStore.prepare``)."""
+        self._store.prepare()
+
     def create(
         self,
         intent: OrderIntent,

@@ -19,13 +19,19 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
-from sqlalchemy import CursorResult, Engine, Table, bindparam, insert, select, update
+from sqlalchemy import CursorResult, Engine, Table, bindparam, exists, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from nettrace.domain.types import OrderState, Side
 from nettrace.store.compiled import CompiledInsert
 from nettrace.store.database import Database
-from nettrace.store.models import DecisionRow, OrderRow, OrderTransitionRow, utcnow
+from nettrace.store.models import (
+    DecisionRow,
+    HardstopStateRow,
+    OrderRow,
+    OrderTransitionRow,
+    utcnow,
+)
 
 #: How many times ``apply`` re-reads and re-plans after losing a race to another writer.
 MAX_CAS_ATTEMPTS = 20
@@ -55,6 +61,10 @@ class NotPrimaryRegionError(OrderStoreError):
 
 class DecisionNotApprovedError(OrderStoreError):
     """No stored, approved decision backs this order (or it approved another symbol/side)."""
+
+
+class HardstopActiveError(OrderStoreError):
+    """The HARDSTOP latch was up when the order was to be stored: nothing was written."""
 
 
 class ClientOrderIdConflictError(OrderStoreError):
@@ -151,6 +161,7 @@ class _LostRaceError(Exception):
 _ORDERS = cast(Table, OrderRow.__table__)
 _DECISIONS = cast(Table, DecisionRow.__table__)
 _TRANSITIONS = cast(Table, OrderTransitionRow.__table__)
+_LATCH = cast(Table, HardstopStateRow.__table__)
 _DECISION = select(_DECISIONS.c.approved, _DECISIONS.c.symbol, _DECISIONS.c.side).where(
     _DECISIONS.c.id == bindparam("id")
 )
@@ -163,10 +174,18 @@ class _CompiledCreate:
         self.decision = CompiledInsert(
             insert(_DECISIONS), engine, [c.key for c in _DECISIONS.columns]
         )
+        # The order and its first transition are written only while the HARDSTOP latch is
+        # down, judged inside this transaction: an order can never be stored (so never sent)
+        # after the latch was raised, whatever the caller last read of it.
+        latch_down = ~exists().where(_LATCH.c.active.is_(True))  # one row: CHECK (id = 1)
+        order_columns = [c for c in _ORDERS.columns if c.key != "id"]
         self.order = CompiledInsert(
-            insert(_ORDERS),
+            insert(_ORDERS).from_select(
+                [c.key for c in order_columns],
+                select(*[bindparam(c.key, type_=c.type) for c in order_columns]).where(latch_down),
+            ),
             engine,
-            [c.key for c in _ORDERS.columns if c.key != "id"],
+            [c.key for c in order_columns],
         )
         # The first transition finds its order by client id rather than taking the id the
         # order's INSERT returns: no statement waits for another's answer, so PostgreSQL gets
@@ -178,7 +197,7 @@ class _CompiledCreate:
             bindparam("to_state", type_=columns.to_state.type),
             bindparam("at", type_=columns.at.type),
             bindparam("detail", type_=columns.detail.type),
-        ).where(_ORDERS.c.client_order_id == bindparam("client_order_id"))
+        ).where(_ORDERS.c.client_order_id == bindparam("client_order_id"), latch_down)
         self.transition = CompiledInsert(
             insert(_TRANSITIONS)
             .from_select(["order_id", "from_state", "to_state", "at", "detail"], found)
@@ -267,7 +286,12 @@ class OrderStore:
             created = sql.transition.execute(
                 cursor, {"client_order_id": client_order_id, **creation}
             )
-            return int(created.fetchone()[0])
+            row = created.fetchone()
+            if row is None:  # the latch is up: nothing of this transaction may stay
+                raise HardstopActiveError(
+                    f"refused to create order {client_order_id}: HARDSTOP is raised"
+                )
+            return int(row[0])
 
         try:
             # The driver's cursor, not a session or Core connection: this transaction is on
@@ -284,6 +308,11 @@ class OrderStore:
         row = OrderRow(**values)
         row.id = order_id
         return row
+
+    def prepare(self) -> None:
+        """Compile the creation statements now rather than inside the first order's decision
+        path (measured: ~1.5 ms, the run's slowest tick-to-order when left to the first)."""
+        self._compiled()
 
     def _compiled(self) -> _CompiledCreate:
         if self._create_sql is None:

@@ -301,6 +301,30 @@ def test_an_operator_raise_reaches_the_loop_within_the_recheck_interval(rig: Rig
     assert r.tick(steps[1][0]).state is TradingState.HALTED
 
 
+def test_an_operator_raise_the_loop_has_not_read_yet_still_stops_the_next_order(
+    rig: RigFactory,
+) -> None:
+    r, steps = _crash_rig(rig, crash=0.0)
+    r.engine.guard._clock = lambda: 0.0  # the loop's copy of the latch never goes stale
+    for step in steps[:9]:
+        for bar in step:
+            assert r.tick(bar).state is TradingState.ACTIVE
+    assert _orders(r.database) == []
+    HardstopLatch(r.database).raise_("operator", "from the API, another process")
+    # Bar 9 brings an approved BTC entry: its own transaction refuses it, and the loop halts
+    # in the same tick although its cached latch still said "down".
+    eth_bar, btc_bar = steps[9]
+    r.tick(eth_bar)
+    tick = r.tick(btc_bar)
+    assert tick.state is TradingState.HALTED
+    assert any(e.kind == "hardstop" for e in tick.events)
+    assert _orders(r.database) == []
+    assert r.exchange.fetch_open_orders() == []
+    with r.database.session() as session:  # the refused order's approval stays on record
+        approvals = session.scalars(select(DecisionRow).where(DecisionRow.approved.is_(True))).all()
+    assert [d.symbol for d in approvals] == ["BTC/USD"]
+
+
 # --- Restart and reconciliation ---------------------------------------------------------------
 
 

@@ -30,10 +30,12 @@ from nettrace.execution.orders import (
 )
 from nettrace.store.database import Database
 from nettrace.store.decisions import DecisionStore, decision_values
+from nettrace.store.hardstop import HardstopLatch
 from nettrace.store.models import DecisionRow, OrderRow, OrderTransitionRow
 from nettrace.store.orders import (
     ClientOrderIdConflictError,
     DecisionNotApprovedError,
+    HardstopActiveError,
     OrderNotFoundError,
     OrderStore,
 )
@@ -215,6 +217,31 @@ def test_an_order_whose_carried_decision_refused_writes_nothing(
     with pytest.raises(DecisionNotApprovedError, match="was refused"):
         book.create(intent(), refused.decision_id, decisions=[decision_values(refused, "ewr")])
     assert counts(migrated_db) == (0, 0)
+
+
+def test_no_order_is_stored_while_hardstop_is_raised_whatever_the_caller_read(
+    migrated_db: Database, book: OrderBook
+) -> None:
+    placed = book.create(intent(), decide(migrated_db, "BTC/USD"))
+    held = MemoryDecisionRecorder()
+    approved = GoalValidator(recorder=held).evaluate(
+        TradeProposal(side="BUY", confidence=0.9, signal_count=3, regime="uptrend",
+                      symbol="BTC/USD", expected_move=0.02)
+    )  # fmt: skip
+    HardstopLatch(migrated_db).raise_("operator", "exchange incident")
+    with pytest.raises(HardstopActiveError, match="HARDSTOP is raised"):
+        book.create(intent(), approved.decision_id, decisions=[decision_values(approved, "ewr")])
+    # A retry of an order stored before the raise is refused too, and adds no history.
+    with pytest.raises(HardstopActiveError):
+        book.create(intent(), placed.decision_id)
+    assert counts(migrated_db) == (1, 1)
+    with migrated_db.session() as session:  # the whole transaction went, decisions included
+        assert session.get(DecisionRow, approved.decision_id) is None
+    HardstopLatch(migrated_db).clear("operator", "incident over")
+    rows = [decision_values(approved, "ewr")]
+    again = book.create(intent(), approved.decision_id, decisions=rows)
+    assert again.state == S.PENDING_SUBMIT.value
+    assert counts(migrated_db) == (2, 2)
 
 
 def test_unknown_is_resolved_only_by_the_exchange(migrated_db: Database, book: OrderBook) -> None:
