@@ -327,8 +327,8 @@ class QuantEngine:
         self.decisions.flush()  # the tick's refusals, together, after any order went out
         # The latch as another process may have set it, read after the decision path: an
         # order is refused inside its own transaction while the latch is up anyway.
-        if self.guard.refresh_latch().active and self.state is not TradingState.HALTED:
-            latch = self.guard.latch_state()
+        latch = self.guard.refresh_latch()
+        if latch.active and self.state is not TradingState.HALTED:
             self._halt(tick, f"{latch.source}: {latch.reason}")
         if math.isfinite(equity):
             self.snapshots.record(
@@ -696,13 +696,13 @@ class QuantEngine:
                 detail=dict(detail or {}),
                 decisions=[decision_values(d, self.region) for d in held],
             )  # fmt: skip
-        except HardstopActiveError as exc:
+        except HardstopActiveError:
             # Raised by another process (the operator) since this loop last read the latch:
             # the order's own transaction refused it. Halt now, within this tick.
             self.decision_store.record_many(held)
-            self.guard.refresh_latch(force=True)
+            latch = self.guard.refresh_latch(force=True)
             if tick is not None:
-                self._halt(tick, str(exc))
+                self._halt(tick, f"{latch.source}: {latch.reason}")
             else:
                 self.state = TradingState.HALTED
             return None
