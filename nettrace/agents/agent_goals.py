@@ -92,6 +92,9 @@ class RefusalCode(StrEnum):
     INVALID_FEE = "invalid_fee"
     EXIT_REALISES_LOSS = "exit_realises_loss"
     INVALID_EXIT_REASON = "invalid_exit_reason"
+    STOP_PRICE_MISSING = "stop_price_missing"
+    NOT_THE_STORED_STOP = "not_the_stored_stop"
+    HARDSTOP_NOT_ACTIVE = "hardstop_not_active"
     AUDIT_UNAVAILABLE = "audit_unavailable"
     INTERNAL_ERROR = "internal_error"
 
@@ -179,13 +182,23 @@ class TradeProposal:
     symbol: str = ""
     #: BUY only: the move the signals expect, as a fraction of price.
     expected_move: object = None
-    #: SELL only: the position's cost per unit (quote) and the intended exit price.
+    #: BUY: the intended entry (limit) price, from which the approval's price bound is set.
+    #: SELL: the position's cost per unit (quote). ``exit_price``: SELL only, the intended exit.
     entry_price: object = None
     exit_price: object = None
     #: SELL only: the fee rate paid at entry; ``None`` means the schedule's maker rate.
     entry_fee_rate: object = None
+    #: SELL only: the fee rate the exit will really pay -- the taker rate for a market or
+    #: next-open fill, the maker rate for a post-only limit; ``None`` means the maker rate.
+    exit_fee_rate: object = None
     #: SELL only: a risk exit (stop-loss, HARDSTOP) may realise a loss; a signal exit may not.
     exit_reason: object = ExitReason.SIGNAL
+    #: SELL stop-loss only: the stop the risk controller set when the entry was approved, as
+    #: stored with that approval. A stop-loss exit is valid only at this price: the validator
+    #: never takes the caller's word that an exit is a stop.
+    stop_price: object = None
+    #: SELL HARDSTOP flatten only: whether the HARDSTOP latch is up (read from the store).
+    hardstop_active: object = False
     #: What the caller saw (per-generator votes, bar time, price, scouts): stored with the
     #: decision so ``nettrace why`` can explain it; never read by the rules.
     context: Mapping[str, object] | None = None
@@ -205,6 +218,12 @@ class TradeDecision:
     fees: FeeSchedule
     decided_at: datetime
     decision_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    #: The price the approval binds (quote per unit), ``None`` when refused or unbounded.
+    #: BUY: the highest entry price that still clears rule 2. SELL signal or take-profit: the
+    #: lowest exit price at which the round trip breaks even after both fees as they will be
+    #: charged. SELL stop-loss: the stored stop itself. SELL HARDSTOP: ``None`` (any price,
+    #: only while the latch is up). The order store refuses an order outside it.
+    price_bound: float | None = None
 
     @property
     def reasons(self) -> list[str]:
@@ -230,6 +249,7 @@ class TradeDecision:
             ],
             "thresholds": _fields_of(self.thresholds),
             "fees": _fields_of(self.fees),
+            "price_bound": self.price_bound,
         }
 
 
@@ -305,6 +325,12 @@ class GoalValidator:
         except Exception as exc:
             _log.error("goal_validator_internal_error", error=repr(exc))
             refusals = (Refusal(RefusalCode.INTERNAL_ERROR, f"validator error: {exc!r}"),)
+        bound = None
+        if not refusals:
+            try:
+                bound = price_bound(proposal, self.fees, effective)
+            except Exception as exc:  # fail closed: an approval without its bound is no approval
+                refusals = (Refusal(RefusalCode.INTERNAL_ERROR, f"price bound: {exc!r}"),)
         decision = TradeDecision(
             approved=not refusals,
             proposal=proposal,
@@ -312,6 +338,7 @@ class GoalValidator:
             thresholds=effective,
             fees=self.fees,
             decided_at=self._clock(),
+            price_bound=bound,
         )
         if self.recorder is None:
             return decision
@@ -332,16 +359,20 @@ class GoalValidator:
     def _refusals(self, proposal: TradeProposal, thresholds: GoalThresholds) -> list[Refusal]:
         side = parse_side(proposal.side)
         exit_reason = _parse_exit_reason(proposal.exit_reason)
-        if side is Side.SELL and exit_reason is not None and exit_reason.is_risk_exit:
-            # A flagged risk exit closes a position whatever the signals say: refusing a stop
-            # would break rule 1 harder than taking it.
-            return []
+        if side is Side.SELL and exit_reason is ExitReason.STOP_LOSS:
+            # A stop closes a position whatever the signals say (refusing it would break rule 1
+            # harder than taking it) -- but only the stop the risk controller stored with the
+            # entry's approval, never a price the caller calls a stop.
+            return stop_refusals(proposal.exit_price, proposal.stop_price)
+        if side is Side.SELL and exit_reason is ExitReason.HARDSTOP:
+            return hardstop_refusals(proposal.hardstop_active)
+        entry_fee = self.fees.maker if proposal.entry_fee_rate is None else proposal.entry_fee_rate
+        exit_fee = self.fees.maker if proposal.exit_fee_rate is None else proposal.exit_fee_rate
         if side is Side.SELL and exit_reason is ExitReason.TAKE_PROFIT:
             # The entry's own target: the gate was passed at entry; only rule 1 applies now.
-            entry_fee = (
-                self.fees.maker if proposal.entry_fee_rate is None else proposal.entry_fee_rate
+            return exit_refusals(
+                proposal.entry_price, proposal.exit_price, entry_fee, self.fees, exit_fee
             )
-            return exit_refusals(proposal.entry_price, proposal.exit_price, entry_fee, self.fees)
         refusals = _gate_refusals(
             proposal.confidence, proposal.signal_count, proposal.side, proposal.regime, thresholds
         )
@@ -354,21 +385,41 @@ class GoalValidator:
                 )
             )
         if side is Side.BUY:
-            refusals.extend(entry_refusals(proposal.expected_move, self.fees, thresholds))
-        elif side is Side.SELL:
-            entry_fee = (
-                self.fees.maker if proposal.entry_fee_rate is None else proposal.entry_fee_rate
-            )
             refusals.extend(
-                exit_refusals(proposal.entry_price, proposal.exit_price, entry_fee, self.fees)
+                entry_refusals(proposal.expected_move, self.fees, thresholds, entry_fee, exit_fee)
+            )
+        elif side is Side.SELL:
+            refusals.extend(
+                exit_refusals(
+                    proposal.entry_price, proposal.exit_price, entry_fee, self.fees, exit_fee
+                )
             )
         return refusals
 
 
 def entry_refusals(
-    expected_move: object, fees: FeeSchedule, thresholds: GoalThresholds = LAW
+    expected_move: object,
+    fees: FeeSchedule,
+    thresholds: GoalThresholds = LAW,
+    entry_fee_rate: object = None,
+    exit_fee_rate: object = None,
 ) -> list[Refusal]:
-    """Rule 2 at entry: the expected move (fraction) must reach 2 x maker fee + margin."""
+    """Rule 2 at entry: the expected move (fraction) must reach the round-trip fees + margin.
+
+    The round trip is priced as it will be charged: ``entry_fee_rate`` and ``exit_fee_rate``
+    (``None``: the maker rate, so 2 x maker for a maker strategy; a fill model that takes
+    liquidity passes its taker rate).
+    """
+    entry_fee = finite_float(fees.maker if entry_fee_rate is None else entry_fee_rate)
+    exit_fee = finite_float(fees.maker if exit_fee_rate is None else exit_fee_rate)
+    if entry_fee is None or exit_fee is None or not (0 <= entry_fee < 1 and 0 <= exit_fee < 1):
+        return [
+            Refusal(
+                RefusalCode.INVALID_FEE,
+                f"fee rates {entry_fee_rate!r} / {exit_fee_rate!r} are not fractions in [0, 1)",
+                rule=2,
+            )
+        ]
     if expected_move is None:
         return [
             Refusal(
@@ -386,31 +437,48 @@ def entry_refusals(
                 rule=2,
             )
         ]
-    hurdle = required_entry_move(fees, thresholds)
+    hurdle = required_entry_move(fees, thresholds, entry_fee, exit_fee)
     if move < hurdle - FLOAT_TOLERANCE * max(1.0, abs(hurdle)):
         return [
             Refusal(
                 RefusalCode.MOVE_BELOW_FEES,
                 f"expected move {move:.4%} does not clear round-trip fees plus margin "
-                f"{hurdle:.4%} (2 x maker {fees.maker:.2%} + margin {thresholds.entry_margin:.2%})",
+                f"{hurdle:.4%} (fees {entry_fee:.2%} + {exit_fee:.2%} + margin "
+                f"{thresholds.entry_margin:.2%})",
                 rule=2,
             )
         ]
     return []
 
 
-def required_entry_move(fees: FeeSchedule, thresholds: GoalThresholds = LAW) -> float:
-    """The smallest expected move (fraction of price) an entry may have: 2 x maker + margin."""
-    return fees.round_trip_maker + thresholds.entry_margin
+def required_entry_move(
+    fees: FeeSchedule,
+    thresholds: GoalThresholds = LAW,
+    entry_fee_rate: float | None = None,
+    exit_fee_rate: float | None = None,
+) -> float:
+    """The smallest expected move (fraction of price) an entry may have: the round-trip fees
+    (2 x maker unless other rates are given) plus the margin."""
+    if entry_fee_rate is None and exit_fee_rate is None:
+        return fees.round_trip_maker + thresholds.entry_margin
+    entry_fee = fees.maker if entry_fee_rate is None else entry_fee_rate
+    exit_fee = fees.maker if exit_fee_rate is None else exit_fee_rate
+    return entry_fee + exit_fee + thresholds.entry_margin
 
 
 def exit_refusals(
-    entry_price: object, exit_price: object, entry_fee_rate: object, fees: FeeSchedule
+    entry_price: object,
+    exit_price: object,
+    entry_fee_rate: object,
+    fees: FeeSchedule,
+    exit_fee_rate: object = None,
 ) -> list[Refusal]:
     """Rule 1 at exit: a signal-driven SELL must not realise a loss after fees.
 
-    Both legs' fees count: the position cost ``entry_price * (1 + entry_fee_rate)`` per unit,
-    and a maker exit returns ``exit_price * (1 - maker)`` per unit. Breaking even is not a loss.
+    Both legs' fees count, as they will really be charged: the position cost
+    ``entry_price * (1 + entry_fee_rate)`` per unit, and the exit returns
+    ``exit_price * (1 - exit_fee_rate)`` per unit (``None``: the maker rate; a market or
+    next-open exit pays the taker rate). Breaking even is not a loss.
     """
     if entry_price is None or exit_price is None:
         return [
@@ -422,6 +490,7 @@ def exit_refusals(
         ]
     entry, exit_ = finite_float(entry_price), finite_float(exit_price)
     fee = finite_float(entry_fee_rate)
+    out_fee = finite_float(fees.maker if exit_fee_rate is None else exit_fee_rate)
     bad = [
         Refusal(RefusalCode.INVALID_PRICE, f"{name} {raw!r} is not a positive finite number", 1)
         for name, raw, value in (
@@ -438,26 +507,140 @@ def exit_refusals(
                 rule=1,
             )
         )
-    if bad or entry is None or exit_ is None or fee is None:
+    if out_fee is None or not 0.0 <= out_fee < 1.0:
+        bad.append(
+            Refusal(
+                RefusalCode.INVALID_FEE,
+                f"exit_fee_rate {exit_fee_rate!r} is not a fraction in [0, 1)",
+                rule=1,
+            )
+        )
+    if bad or entry is None or exit_ is None or fee is None or out_fee is None:
         return bad
     cost = entry * (1.0 + fee)
-    proceeds = exit_ * (1.0 - fees.maker)
+    proceeds = exit_ * (1.0 - out_fee)
     if proceeds < cost * (1.0 - FLOAT_TOLERANCE):
         return [
             Refusal(
                 RefusalCode.EXIT_REALISES_LOSS,
                 f"selling at {exit_:.8g} realises a loss after fees: proceeds {proceeds:.8g} "
                 f"< cost {cost:.8g} per unit "
-                f"(break-even {breakeven_exit_price(entry, fee, fees):.8g})",
+                f"(break-even {breakeven_exit_price(entry, fee, fees, out_fee):.8g})",
                 rule=1,
             )
         ]
     return []
 
 
-def breakeven_exit_price(entry_price: float, entry_fee_rate: float, fees: FeeSchedule) -> float:
-    """The lowest maker exit price (quote per unit) that realises no loss after both fees."""
-    return entry_price * (1.0 + entry_fee_rate) / (1.0 - fees.maker)
+def breakeven_exit_price(
+    entry_price: float,
+    entry_fee_rate: float,
+    fees: FeeSchedule,
+    exit_fee_rate: float | None = None,
+) -> float:
+    """The lowest exit price (quote per unit) that realises no loss after both fees.
+
+    ``exit_fee_rate`` is the rate the exit will pay (``None``: the maker rate). Rounded up by
+    ``FLOAT_TOLERANCE`` would be wrong here: this is the exact bound, the comparisons that use
+    it carry the tolerance.
+    """
+    exit_fee = fees.maker if exit_fee_rate is None else exit_fee_rate
+    return entry_price * (1.0 + entry_fee_rate) / (1.0 - exit_fee)
+
+
+def max_entry_price(
+    decision_price: float,
+    expected_move: float,
+    fees: FeeSchedule,
+    thresholds: GoalThresholds,
+    entry_fee_rate: float | None = None,
+    exit_fee_rate: float | None = None,
+) -> float:
+    """The highest entry price that still clears rule 2 for a move expected from
+    ``decision_price``: the target ``decision_price * (1 + expected_move)`` must lie at least
+    the hurdle (round-trip fees + margin) above the entry."""
+    hurdle = required_entry_move(fees, thresholds, entry_fee_rate, exit_fee_rate)
+    return decision_price * (1.0 + expected_move) / (1.0 + hurdle)
+
+
+def price_bound(
+    proposal: TradeProposal, fees: FeeSchedule, thresholds: GoalThresholds = LAW
+) -> float | None:
+    """The price an approval of ``proposal`` binds (see ``TradeDecision.price_bound``).
+
+    ``None`` when the proposal carries no price to bind (the order store then refuses every
+    order for it, except a HARDSTOP flatten, which may sell at any price while the latch is up).
+    """
+    side = parse_side(proposal.side)
+    reason = _parse_exit_reason(proposal.exit_reason)
+    if side is Side.BUY:
+        price, move = finite_float(proposal.entry_price), finite_float(proposal.expected_move)
+        if price is None or move is None or price <= 0.0:
+            return None
+        return max_entry_price(
+            price, move, fees, thresholds,
+            finite_float(proposal.entry_fee_rate), finite_float(proposal.exit_fee_rate),
+        )  # fmt: skip
+    if side is not Side.SELL or reason is None or reason is ExitReason.HARDSTOP:
+        return None
+    if reason is ExitReason.STOP_LOSS:
+        return finite_float(proposal.stop_price)
+    entry = finite_float(proposal.entry_price)
+    entry_fee = finite_float(
+        fees.maker if proposal.entry_fee_rate is None else proposal.entry_fee_rate
+    )
+    exit_fee = finite_float(
+        fees.maker if proposal.exit_fee_rate is None else proposal.exit_fee_rate
+    )
+    if entry is None or entry_fee is None or exit_fee is None:
+        return None
+    return breakeven_exit_price(entry, entry_fee, fees, exit_fee)
+
+
+def stop_refusals(exit_price: object, stop_price: object) -> list[Refusal]:
+    """A stop-loss exit is valid only at the stop stored with its entry's approval."""
+    stop = finite_float(stop_price)
+    if stop is None or stop <= 0.0:
+        return [
+            Refusal(
+                RefusalCode.STOP_PRICE_MISSING,
+                f"a stop-loss exit needs the stop stored with its entry's approval, got "
+                f"{stop_price!r}",
+                rule=1,
+            )
+        ]
+    price = finite_float(exit_price)
+    if price is None or price <= 0.0:
+        return [
+            Refusal(
+                RefusalCode.INVALID_PRICE,
+                f"exit_price {exit_price!r} is not a positive finite number",
+                rule=1,
+            )
+        ]
+    if abs(price - stop) > FLOAT_TOLERANCE * stop:
+        return [
+            Refusal(
+                RefusalCode.NOT_THE_STORED_STOP,
+                f"a stop-loss at {price:.8g} is not the stop {stop:.8g} the risk controller "
+                "set with the entry; only that stop may close at a loss",
+                rule=1,
+            )
+        ]
+    return []
+
+
+def hardstop_refusals(hardstop_active: object) -> list[Refusal]:
+    """A HARDSTOP flatten may close at a loss, but only while the latch is up."""
+    if hardstop_active is True:
+        return []
+    return [
+        Refusal(
+            RefusalCode.HARDSTOP_NOT_ACTIVE,
+            "a HARDSTOP exit is valid only while HARDSTOP is raised",
+            rule=1,
+        )
+    ]
 
 
 def _gate_refusals(

@@ -7,11 +7,13 @@ A tick, in this order, so that nothing is decided on stale books:
 2. **mark** -- equity at the bar's close (unrealised losses count);
 3. **HARDSTOP** -- the daily-loss monitor and HANDOFF.md are checked on that equity *before*
    anything is placed; raised (by them or by the operator): the state is HALTED, every working
-   order is cancelled, nothing more happens this tick or any later one until the operator
-   clears it;
-4. **manage** -- an entry not filled within its bar is cancelled (its signal has expired); an
-   exit not filled is repriced at the new near touch (a new client id, attempt + 1), up to
-   ``max_exit_reprices`` times;
+   entry and non-protective exit is cancelled, every position keeps (or gets back) its
+   protective stop, and with the ``flatten`` action every position is sold at market
+   (critical urgency, reason HARDSTOP); nothing new is opened until the operator clears it;
+4. **manage** -- an entry not filled within ``entry_ttl_bars`` is cancelled (its signal has
+   expired); an exit not filled is repriced at the new near touch, never below the break-even
+   price its approval binds (a new client id, attempt + 1), up to ``max_exit_reprices`` times
+   (both are risk-controller limits);
 5. **decide** -- the sniper's view of the bar goes through ``strategies.decision`` (the
    GoalValidator, which records every decision, and the risk controller), and an approved
    entry becomes a post-only limit at the close with its stop-loss and take-profit bracket,
@@ -32,13 +34,14 @@ from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 
-from nettrace.agents.agent_goals import GoalValidator, TradeDecision, TradeProposal
+from nettrace.agents.agent_goals import TradeDecision, TradeProposal
 from nettrace.agents.risk_controller import AccountState, RiskController
 from nettrace.agents.sniper import BarView, SniperAgent
 from nettrace.backtest.results import Trade
+from nettrace.config.rules import RulesInForce
 from nettrace.config.settings import Settings
 from nettrace.domain.fees import FeeSchedule
-from nettrace.domain.types import ExitReason, OrderState, Side, TradingState
+from nettrace.domain.types import ExitReason, OrderState, Side, TradingState, Urgency
 from nettrace.execution.client_ids import attempt_of
 from nettrace.execution.exchange import (
     Exchange,
@@ -63,7 +66,7 @@ from nettrace.observability.log import get_logger
 from nettrace.store.adoptions import AdoptionStore
 from nettrace.store.database import Database
 from nettrace.store.decisions import DecisionStore, PendingDecisions, decision_values
-from nettrace.store.fills import FillStore
+from nettrace.store.fills import FillStore, fill_reason
 from nettrace.store.hardstop import HardstopLatch
 from nettrace.store.models import OrderRow
 from nettrace.store.orders import HardstopActiveError, OrderType
@@ -75,20 +78,18 @@ __all__ = ["EngineConfig", "EngineEvent", "QuantEngine", "Tick"]
 _log = get_logger(__name__)
 
 #: The role of a working order, from its type and side.
-ENTRY, EXIT, STOP, TARGET = "entry", "exit", "stop_loss", "take_profit"
+ENTRY, EXIT, STOP, TARGET, FLATTEN = "entry", "exit", "stop_loss", "take_profit", "flatten"
 
 
 @dataclass(frozen=True)
 class EngineConfig:
-    """How the engine trades. Sizes and thresholds are *not* here: they come from the risk
-    controller and the rules. ``entry_ttl_bars``: bars an entry may wait before its signal
-    counts as expired; ``max_exit_reprices``: how often an unfilled exit follows the touch."""
+    """Where and how often the engine works. Trading parameters are *not* here: sizes, stops,
+    take-profits, thresholds, the entry time-to-live and the exit reprice limit come from the
+    risk controller and the rules (``config.rules.RulesInForce``)."""
 
     symbols: tuple[str, ...]
     exchange: str = "paper"
     quote_currency: str = "USD"
-    entry_ttl_bars: int = 1
-    max_exit_reprices: int = 200
     reconcile_every_bars: int = 12
     #: How often the engine checkpoints a SQLite WAL itself (see ``Database.checkpoint``).
     checkpoint_every_bars: int = 1000
@@ -123,6 +124,8 @@ class _Working:
     role: str
     placed_ms: int
     reprices: int = 0
+    #: Bars this order has waited unfilled (an entry expires after ``entry_ttl_bars``).
+    bars: int = 0
 
 
 @dataclass(frozen=True)
@@ -141,6 +144,8 @@ def _decision_view(entry: OrderRow) -> _EntryFacts:
 def _role(row: OrderRow) -> str:
     if row.order_type in (STOP, TARGET):
         return row.order_type
+    if row.order_type == "market" and row.urgency == Urgency.CRITICAL.value:
+        return FLATTEN
     return ENTRY if row.side == Side.BUY.value else EXIT
 
 
@@ -169,6 +174,7 @@ class QuantEngine:
         sniper: SniperAgent,
         config: EngineConfig,
         risk: RiskController | None = None,
+        rules: RulesInForce | None = None,
         fees: FeeSchedule | None = None,
         handoff_path: Path | None = None,
         replay_clock: bool = False,
@@ -179,7 +185,9 @@ class QuantEngine:
         self.sniper = sniper
         self.region = settings.region
         self.fees = fees or settings.fees(config.exchange)
-        self.risk = risk or RiskController()
+        #: The rules in force: the same construction ``nettrace rules`` prints.
+        self.rules = rules or RulesInForce.from_settings(settings)
+        self.risk = risk or self.rules.risk()
         self.database = database
         self.book = OrderBook(database, settings)
         self.router = OrderRouter(self.book, exchange)
@@ -190,11 +198,13 @@ class QuantEngine:
         self._bar_time = datetime.now(UTC)
         self.decision_store = DecisionStore(database, self.region)
         self.decisions = PendingDecisions(self.decision_store)
-        self.validator = GoalValidator(
-            fees=self.fees,
+        self.validator = self.rules.validator(
+            self.fees,
             recorder=self.decisions,
             clock=(lambda: self._bar_time) if replay_clock else None,
         )
+        #: Approved price bounds by decision id (read from the store after a restart).
+        self._bounds: dict[str, float | None] = {}
         self.snapshots = SnapshotStore(database)
         self.latch = HardstopLatch(database)
         self.guard = HardstopGuard(self.latch, DailyLossMonitor(), handoff_path)
@@ -214,6 +224,8 @@ class QuantEngine:
         self._peak = 0.0
         self._bars = 0
         self._started = False
+        #: HARDSTOP's protective pass (cancel the unprotective, re-arm the stops) is done.
+        self._protected = False
 
     # --- Start: reconcile before trading ------------------------------------------------------
 
@@ -262,12 +274,15 @@ class QuantEngine:
             for row in self.book.in_states(OrderState.OPEN, OrderState.PARTIALLY_FILLED)
         }
         self._peak = max(self.snapshots.peak_equity(self.region) or 0.0, self._peak)
-        if self.latch.state().active:
+        halted = self.latch.state().active
+        if halted:
             self.state = TradingState.HALTED
-        elif self.book.guard.is_primary:
-            report.brackets_restored = self._ensure_brackets(now_ms or 0)
-            self.decisions.flush()
         if self.book.guard.is_primary:
+            # Halted or not, every position keeps its protective stop (a restart while halted
+            # re-arms it); a halted engine places no take-profit, which is no protection.
+            kinds = (STOP,) if halted else (STOP, TARGET)
+            report.brackets_restored = self._ensure_brackets(now_ms or 0, kinds)
+            self.decisions.flush()
             self.book.prepare()
         self.reconcile_report = report
         self._started = True
@@ -308,16 +323,17 @@ class QuantEngine:
         tick.equity = equity
         if math.isfinite(equity):
             self._peak = max(self._peak, equity)
-        hard = (
-            self.guard.tick(_utc(bar.ts_ms), equity)
-            if math.isfinite(equity)
-            else self.guard.latch_state()
-        )
+        # A NaN (a held symbol without a price) or a non-positive equity is a breach, not a
+        # data fault to step over: the monitor fails closed (``execution.hardstop``).
+        hard = self.guard.tick(_utc(bar.ts_ms), equity)
         if hard.active:
             self._halt(tick, f"{hard.source}: {hard.reason}")
         else:
             if self.state is TradingState.HALTED:
                 self.state = TradingState.ACTIVE  # the operator cleared it
+                self._protected = False
+                if self.book.guard.is_primary:  # the take-profits HARDSTOP cancelled return
+                    self._ensure_brackets(bar.ts_ms, (STOP, TARGET), tick)
             self._manage(bar, tick)
             self._decide(bar, tick, now)
         self._bars += 1
@@ -436,29 +452,72 @@ class QuantEngine:
     # --- 3. HARDSTOP --------------------------------------------------------------------------
 
     def _halt(self, tick: Tick, reason: str) -> None:
+        """HARDSTOP protects: nothing new opens, entries and non-protective exits are
+        cancelled, each position keeps (or gets back) its stop; ``flatten`` sells them all."""
         if self.state is not TradingState.HALTED:
             self._event(tick, "hardstop", tick.symbol, f"HARDSTOP: trading halted. {reason}")
         self.state = TradingState.HALTED
-        self.cancel_all(tick, "HARDSTOP")
+        if not self._protected:  # once per raise (and after a restart while halted)
+            self.cancel_unprotective(tick, "HARDSTOP")
+            if self.book.guard.is_primary:
+                self._ensure_brackets(tick.ts_ms, (STOP,), tick)
+            self._protected = True
+        if not self.book.guard.is_primary:
+            return
+        latch = self.guard.latch_state()
+        if self.rules.hardstop_action == "flatten" or latch.flatten:
+            self._flatten(tick)
 
-    def cancel_all(self, tick: Tick, reason: str) -> None:
-        """Cancel every working order (and any our books still think is live)."""
+    def cancel_unprotective(self, tick: Tick, reason: str) -> None:
+        """Cancel every working order but the positions' protective stops (and any flatten
+        under way): entries, signal exits and take-profits."""
         rows = {w.row.client_order_id: w.row for w in self._working.values()}
         for row in self.book.in_states(OrderState.OPEN, OrderState.PARTIALLY_FILLED):
             rows.setdefault(row.client_order_id, row)
         for cid, row in rows.items():
+            role = _role(row)
+            held = self.portfolio.position(row.symbol)
+            if role == FLATTEN or (role == STOP and held is not None and held.amount > 0):
+                continue  # protects a position (a stop of an entry never filled protects none)
             after = self.router.cancel(row, reason)
             self._working.pop(cid, None)
             self._event(tick, "cancelled", row.symbol, f"{cid} {after.state} ({reason})")
 
+    def _flatten(self, tick: Tick) -> None:
+        """Sell every position at market, critical, with a HARDSTOP approval (the latch is up:
+        the order store refuses a flatten otherwise)."""
+        flattening = {w.row.symbol for w in self._working.values() if w.role == FLATTEN}
+        for symbol, position in list(self.portfolio.positions.items()):
+            if position.amount <= 0 or symbol in flattening:
+                continue
+            decision = self.validator.evaluate(
+                TradeProposal(
+                    side=Side.SELL, confidence=None, signal_count=None, regime=None,
+                    symbol=symbol, entry_price=position.avg_entry_price,
+                    exit_price=self._last_close.get(symbol), exit_reason=ExitReason.HARDSTOP,
+                    hardstop_active=self.guard.latch_state().active,
+                )
+            )  # fmt: skip
+            if not decision.approved:
+                continue
+            intent = OrderIntent(
+                self.config.exchange, symbol, Side.SELL, position.amount, None, "market",
+                post_only=False, urgency=Urgency.CRITICAL,
+            )  # fmt: skip
+            self._send(intent, decision.decision_id, 0, FLATTEN, tick.ts_ms, tick)
+
     # --- 4. Manage working orders -------------------------------------------------------------
 
     def _manage(self, bar: Bar, tick: Tick) -> None:
+        ttl = self.risk.limits.entry_ttl_bars
         for cid, working in list(self._working.items()):
             if working.row.symbol != bar.symbol:
                 continue
             if working.role == ENTRY and working.placed_ms < bar.ts_ms:
-                # Placed before this bar and still unfilled after it: the signal has expired.
+                working.bars += 1
+                if working.bars < ttl:
+                    continue
+                # Unfilled after its time-to-live: the signal has expired.
                 self._cancel_later(working.row, "entry signal expired")
                 self._working.pop(cid, None)
                 self._event(tick, "cancelled", bar.symbol, f"entry {cid} expired unfilled")
@@ -484,7 +543,7 @@ class QuantEngine:
         position = self.portfolio.position(bar.symbol)
         if position is None or position.amount <= 0:
             return
-        if attempt > self.config.max_exit_reprices:
+        if attempt > self.risk.limits.max_exit_reprices:
             self._event(
                 tick,
                 "gave_up",
@@ -493,16 +552,26 @@ class QuantEngine:
                 f"{attempt - 1} reprices; waiting for a new exit signal",
             )
             return
+        bound = self._bound_of(prior.decision_id)
+        if bound is None:
+            return  # an approval that binds no price can back no order (the store agrees)
+        # The approval binds the exit: below its break-even a reprice would need a new
+        # decision, which rule 1 refuses, so the exit waits at the bound instead.
         intent = OrderIntent(
             self.config.exchange,
             bar.symbol,
             Side.SELL,
             position.amount,
-            bar.close,
+            max(bar.close, bound),
             "limit",
             post_only=True,
         )
         self._send(intent, prior.decision_id, attempt, EXIT, bar.ts_ms, tick)
+
+    def _bound_of(self, decision_id: str) -> float | None:
+        if decision_id not in self._bounds:
+            self._bounds[decision_id] = self.decision_store.price_bound(decision_id)
+        return self._bounds[decision_id]
 
     # --- 5. Decide ----------------------------------------------------------------------------
 
@@ -557,7 +626,7 @@ class QuantEngine:
         )
         if not plan.place:
             return
-        price = view.close
+        price = min(view.close, plan.price_bound)  # the approval binds the entry price
         budget = self.portfolio.cash / (1.0 + self.fees.maker)
         notional = min(budget, plan.size_fraction * account.equity)
         if not notional > 0:
@@ -566,14 +635,9 @@ class QuantEngine:
         intent = OrderIntent(
             self.config.exchange, bar.symbol, Side.BUY, amount, price, "limit", post_only=True
         )
-        plan_prices = {
-            kind: price * (1.0 + sign * fraction)
-            for kind, fraction, sign in (
-                (STOP, plan.stop_fraction, -1.0),
-                (TARGET, plan.take_profit_fraction, 1.0),
-            )
-            if fraction > 0
-        }
+        plan_prices = {STOP: plan.stop_price} if plan.stop_price > 0 else {}
+        if plan.take_profit_fraction > 0:
+            plan_prices[TARGET] = price * (1.0 + plan.take_profit_fraction)
         entry = self._send(
             intent, plan.decision.decision_id, 0, ENTRY, bar.ts_ms, tick, detail=plan_prices
         )
@@ -585,23 +649,34 @@ class QuantEngine:
         self, entry: OrderRow, prices: dict[str, float], ts_ms: int, tick: Tick | None
     ) -> None:
         """The entry's stop-loss and take-profit, each with its own recorded approval, armed
-        by the exchange once the entry fills (so they work from the entry's own bar)."""
+        by the exchange once the entry fills (so they work from the entry's own bar). The
+        stop is the one stored with the entry's approval, read back from the store: the
+        validator and the order store never take a caller's word for where a stop is."""
         parent_decision = _decision_view(entry)
-        for kind, trigger in prices.items():
+        for kind, planned in prices.items():
             reason = ExitReason.STOP_LOSS if kind == STOP else ExitReason.TAKE_PROFIT
-            decision = self._bracket_decision(parent_decision, reason, entry.price or 0.0, trigger)
+            stop = self.decision_store.stop_price(entry.decision_id) if kind == STOP else None
+            trigger = stop if stop is not None else planned
+            decision = self._bracket_decision(
+                parent_decision, reason, entry.price or 0.0, trigger, stop
+            )
             if not decision.approved:
                 continue
             order_type: OrderType = "stop_loss" if kind == STOP else "take_profit"
+            urgency = Urgency.CRITICAL if kind == STOP else Urgency.NORMAL
             child = OrderIntent(self.config.exchange, entry.symbol, Side.SELL, entry.amount,
-                                trigger, order_type, post_only=False)  # fmt: skip
+                                trigger, order_type, post_only=False, urgency=urgency)  # fmt: skip
             self._send(child, decision.decision_id, 0, kind, ts_ms, tick,
                        parent=entry.client_order_id)  # fmt: skip
 
-    def _ensure_brackets(self, ts_ms: int) -> list[str]:
-        """After a restart: the newest entry of each symbol that is working or left a position
-        open must have its bracket working (a crash between the entry and its bracket would
-        otherwise leave a position without a stop). Returns the entries re-protected."""
+    def _ensure_brackets(
+        self, ts_ms: int, kinds: tuple[str, ...] = (STOP, TARGET), tick: Tick | None = None
+    ) -> list[str]:
+        """The newest entry of each symbol that is working or left a position open must have
+        its bracket (``kinds`` of it) working: after a restart (a crash between the entry and
+        its bracket would otherwise leave a position without a stop), and under HARDSTOP
+        (the stop stays, also after a restart while halted). Returns the entries
+        re-protected."""
         details = self.book.creation_details()
         children: dict[str, set[str]] = {}
         live_or_done = (OrderState.OPEN, OrderState.PARTIALLY_FILLED, OrderState.FILLED)
@@ -622,17 +697,22 @@ class QuantEngine:
             planned = details.get(entry.client_order_id, {})
             missing = {
                 kind: float(planned[kind])
-                for kind in (STOP, TARGET)
+                for kind in kinds
                 if kind in planned and kind not in children.get(entry.client_order_id, set())
             }
             if missing:
-                self._place_bracket(entry, missing, ts_ms, None)
+                self._place_bracket(entry, missing, ts_ms, tick)
                 repaired.append(entry.client_order_id)
                 _log.warning("bracket_restored", entry=entry.client_order_id, kinds=sorted(missing))
         return repaired
 
     def _bracket_decision(
-        self, entry: _EntryFacts, reason: ExitReason, price: float, trigger: float
+        self,
+        entry: _EntryFacts,
+        reason: ExitReason,
+        price: float,
+        trigger: float,
+        stop: float | None,
     ) -> TradeDecision:
         return self.validator.evaluate(
             TradeProposal(
@@ -644,7 +724,9 @@ class QuantEngine:
                 entry_price=price,
                 exit_price=trigger,
                 entry_fee_rate=self.fees.maker,
+                exit_fee_rate=self.fees.maker,
                 exit_reason=reason,
+                stop_price=stop,
                 context={
                     "entry_decision_id": entry.decision_id,
                     "entry_client_order_id": entry.client_order_id,
@@ -671,10 +753,12 @@ class QuantEngine:
             self.validator,
             context=view.context(),
         )
-        if not decision.approved:
+        if not decision.approved or decision.price_bound is None:
             return
+        self._bounds[decision.decision_id] = decision.price_bound
+        price = max(view.close, decision.price_bound)
         intent = OrderIntent(
-            self.config.exchange, bar.symbol, Side.SELL, amount, view.close, "limit", post_only=True
+            self.config.exchange, bar.symbol, Side.SELL, amount, price, "limit", post_only=True
         )
         self._send(intent, decision.decision_id, 0, EXIT, bar.ts_ms, tick)
 
@@ -740,7 +824,7 @@ class QuantEngine:
 
     @staticmethod
     def _reason(row: OrderRow) -> str:
-        return row.order_type if row.order_type in (STOP, TARGET) else "signal"
+        return fill_reason(row)
 
     def _prices(self) -> dict[str, float | None]:
         return {s: self._last_close.get(s) for s in self.config.symbols}

@@ -12,6 +12,7 @@ per unit of base; ``drawdown`` and every ``*_fraction`` are fractions (0.05 = 5%
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from nettrace.agents.agent_goals import FLOAT_TOLERANCE, LAW, GoalThresholds
@@ -37,6 +38,14 @@ class RiskLimits:
     max_drawdown: float = 0.20
     #: Highest confidence threshold the controller will demand as drawdown deepens.
     max_tightened_confidence: float = 0.90
+    #: Take-profit distance in multiples of ATR (with the 2-ATR stop, 1.5 : 1 reward to risk).
+    #: It is the exit's target, not rule 2's expected move: the strategy estimates that.
+    take_profit_atr_multiple: float = 3.0
+    #: How often an unfilled exit follows the touch (never below its approval's price bound)
+    #: before it is left to its bracket and a new exit signal (a count).
+    max_exit_reprices: int = 200
+    #: Bars an entry may wait unfilled before its signal counts as expired (a count).
+    entry_ttl_bars: int = 1
 
     def __post_init__(self) -> None:
         fractions = {
@@ -48,14 +57,15 @@ class RiskLimits:
         for name, value in fractions.items():
             if not (_finite(value) and 0.0 < value <= 1.0):
                 raise ValueError(f"{name} must be a fraction in (0, 1], got {value!r}")
-        if not (_finite(self.atr_stop_multiple) and self.atr_stop_multiple > 0.0):
-            raise ValueError(f"atr_stop_multiple must be > 0, got {self.atr_stop_multiple!r}")
-        if isinstance(self.max_open_positions, bool) or not (
-            isinstance(self.max_open_positions, int) and self.max_open_positions >= 1
-        ):
-            raise ValueError(
-                f"max_open_positions must be an integer >= 1, got {self.max_open_positions!r}"
-            )
+        for name in ("atr_stop_multiple", "take_profit_atr_multiple"):
+            value = getattr(self, name)
+            if not (_finite(value) and value > 0.0):
+                raise ValueError(f"{name} must be > 0, got {value!r}")
+        for name, least in (("max_open_positions", 1), ("max_exit_reprices", 0),
+                            ("entry_ttl_bars", 1)):  # fmt: skip
+            value = getattr(self, name)
+            if isinstance(value, bool) or not (isinstance(value, int) and value >= least):
+                raise ValueError(f"{name} must be an integer >= {least}, got {value!r}")
         if not (
             _finite(self.max_tightened_confidence)
             and LAW.min_confidence <= self.max_tightened_confidence <= 1.0
@@ -121,6 +131,12 @@ class RiskController:
         if not (_finite(atr) and atr > 0.0):
             return 0.0
         return self.limits.atr_stop_multiple * atr
+
+    def take_profit_fraction(self, entry_price: float, atr: float) -> float:
+        """The take-profit's distance above the entry, as a fraction (NaN if ATR is unusable)."""
+        if not (_finite(atr) and atr > 0.0 and _finite(entry_price) and entry_price > 0.0):
+            return math.nan
+        return self.limits.take_profit_atr_multiple * atr / entry_price
 
     def stop_price(self, entry_price: float, atr: float) -> float:
         """Where a long entered at ``entry_price`` is stopped out (quote per unit)."""

@@ -15,14 +15,20 @@ from typing import Literal
 
 import numpy as np
 
-from nettrace.agents.agent_goals import GoalValidator, MemoryDecisionRecorder, TradeDecision
+from nettrace.agents.agent_goals import (
+    LAW,
+    GoalThresholds,
+    GoalValidator,
+    MemoryDecisionRecorder,
+    TradeDecision,
+)
 from nettrace.agents.risk_controller import AccountState, RiskController
 from nettrace.backtest import kernel
 from nettrace.backtest.results import BacktestResult, TradeRecords
 from nettrace.domain.fees import FeeSchedule
 from nettrace.market.candles import Candles
 from nettrace.strategies.base import Strategy, StrategySignals
-from nettrace.strategies.decision import decide_entry, decide_exit
+from nettrace.strategies.decision import ChargedFees, decide_entry, decide_exit
 
 FillModel = Literal["next_open", "maker"]
 Progress = Callable[[int, int], None]
@@ -42,6 +48,19 @@ class BacktestConfig:
     fee: float | None = None
     fill: FillModel = "next_open"
     max_open_positions: int | None = None
+
+    def charged(self) -> ChargedFees:
+        """What each leg will really pay: what the rules must judge with."""
+        rates = self.fee_rates()
+        return ChargedFees(
+            entry=float(rates[kernel.FEE_ENTRY]),
+            exit=float(rates[kernel.FEE_EXIT]),
+            take_profit=float(rates[kernel.FEE_TAKE_PROFIT]),
+        )
+
+    def judged_fees(self) -> FeeSchedule:
+        """The fee schedule the validator judges with: ``--fee`` replaces both rates."""
+        return self.fees if self.fee is None else FeeSchedule(maker=self.fee, taker=self.fee)
 
     def fee_rates(self) -> np.ndarray:
         if self.fee is not None:
@@ -76,13 +95,13 @@ class _Book:
 
     def __post_init__(self) -> None:
         self.cash = np.zeros(1)
-        self.pos = np.zeros((self.n_pairs, 5))
-        self.pos[:, 3:] = np.nan
+        self.pos = np.zeros((self.n_pairs, kernel.POS_COLUMNS))
+        self.pos[:, kernel.POS_STOP :] = np.nan
         self.pos_bar = np.zeros(self.n_pairs, dtype=np.int64)
-        self.pending = np.zeros((self.n_pairs, 2), dtype=np.int8)
-        self.pending_f = np.full((self.n_pairs, 4), np.nan)
+        self.pending = np.zeros((self.n_pairs, 2), dtype=np.int64)
+        self.pending_f = np.full((self.n_pairs, kernel.PENDING_COLUMNS), np.nan)
         self.last_close = np.full(self.n_pairs, np.nan)
-        self.trades_f = np.empty((self.capacity, 5))
+        self.trades_f = np.empty((self.capacity, kernel.TRADE_COLUMNS))
         self.trades_i = np.empty((self.capacity, 4), dtype=np.int64)
         self.n_trades = np.zeros(1, dtype=np.int64)
         self.equity = np.empty(self.n_bars)
@@ -96,13 +115,16 @@ def run_backtest(
     *,
     validator: GoalValidator | None = None,
     risk: RiskController | None = None,
+    thresholds: GoalThresholds | None = None,
     progress: Progress | None = None,
 ) -> BacktestResult:
     """Backtest ``strategy`` on one or several pairs sharing one wallet.
 
     Pairs are aligned on the union of their bar times; a pair without a bar at some time simply
     has nothing happen then. Gated decisions are recorded by ``validator`` (an in-memory
-    recorder when none is given) and returned on the result.
+    recorder when none is given) and returned on the result. ``validator`` and ``risk`` are
+    the rules in force (``config.rules.RulesInForce`` builds both from the settings); the
+    defaults are the law's own thresholds and limits.
     """
     config = config or BacktestConfig()
     by_pair = {candles.key.pair: candles} if isinstance(candles, Candles) else dict(candles)
@@ -118,7 +140,7 @@ def run_backtest(
     risk = risk or RiskController()
     recorder = MemoryDecisionRecorder()
     if validator is None:
-        validator = GoalValidator(fees=config.fees, recorder=recorder)
+        validator = GoalValidator(thresholds or LAW, fees=config.judged_fees(), recorder=recorder)
     max_open = config.max_open_positions or (
         risk.limits.max_open_positions if strategy.gated else len(pairs)
     )
@@ -157,6 +179,8 @@ def run_backtest(
             maker,
             max_open,
             strategy.gated,
+            risk.limits.max_exit_reprices,
+            risk.limits.entry_ttl_bars,
             t,
             book.cash,
             book.pos,
@@ -184,7 +208,7 @@ def run_backtest(
             exit_,
             book,
             peak,
-            fees,
+            config.charged(),
             validator,
             risk,
         )
@@ -225,7 +249,7 @@ def _decide(
     exit_: np.ndarray,
     book: _Book,
     peak: float,
-    fees: np.ndarray,
+    charged: ChargedFees,
     validator: GoalValidator,
     risk: RiskController,
 ) -> None:
@@ -240,26 +264,35 @@ def _decide(
         row = int(row_of[pair][bar])
         if book.pos[j, 0] > 0.0:
             if exit_[bar, j] and book.pending[j, 1] == 0:
-                entry_price = book.pos[j, 1]
+                entry_price = book.pos[j, kernel.POS_PRICE]
                 decision = decide_exit(
                     signals[pair], row, pair, price, entry_price,
-                    book.pos[j, 2] / (book.pos[j, 0] * entry_price), validator,
+                    book.pos[j, kernel.POS_FEE] / (book.pos[j, kernel.POS_AMOUNT] * entry_price),
+                    validator, exit_fee_rate=charged.exit,
                 )  # fmt: skip
-                if decision.approved:
+                if decision.approved and decision.price_bound is not None:
                     book.pending[j, 1] = 1
-                    book.pending_f[j, 3] = price
+                    # The approval binds the exit: never below its bound, reprices included.
+                    book.pos[j, kernel.POS_EXIT_BOUND] = decision.price_bound
+                    book.pending_f[j, kernel.P_LIMIT] = max(price, decision.price_bound)
         elif entry[bar, j] and book.pending[j, 0] == 0:
             account = AccountState(
                 equity=equity, peak_equity=peak, open_positions=open_positions, exposure=exposure
             )
-            plan = decide_entry(strategy, signals[pair], row, pair, price, account, validator, risk)
-            if plan.place:
-                book.pending[j, 0] = 1
+            plan = decide_entry(
+                strategy, signals[pair], row, pair, price, account, validator, risk,
+                charged=charged,
+            )  # fmt: skip
+            if plan.place and plan.price_bound > 0.0:
+                book.pending[j, 0] = risk.limits.entry_ttl_bars
                 book.pending_f[j] = (
                     plan.size_fraction,
                     plan.stop_fraction,
                     plan.take_profit_fraction,
-                    price,
+                    min(price, plan.price_bound),
+                    plan.stop_price,
+                    plan.price_bound,
+                    np.nan,
                 )
 
 
@@ -321,4 +354,7 @@ def _records(book: _Book, pairs: list[str], timestamps: np.ndarray) -> TradeReco
         fee=floats[:, 3].copy(),
         profit=floats[:, 4].copy(),
         reason=ints[:, 3].copy(),
+        stop_price=floats[:, 5].copy(),
+        entry_bound=floats[:, 6].copy(),
+        exit_bound=floats[:, 7].copy(),
     )

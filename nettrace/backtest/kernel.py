@@ -8,11 +8,17 @@ vectorbt's simulators run to the end with precomputed signals.
 
 Fill model (long only, arrays shaped ``(bars, pairs)``; NaN marks a pair's missing bar):
 - A decision at bar ``t``'s close becomes an order for bar ``t + 1`` (the next bar the pair has).
-- ``next_open`` mode: the order fills at that bar's open at the entry/exit fee rate.
+- ``next_open`` mode: the order fills at that bar's open at the entry/exit fee rate. A gated
+  order is bound by its approval's price: an entry is a limit at ``min(bound, open)`` and an
+  exit a limit at ``max(bound, open)``, so an open beyond the bound leaves the order resting at
+  the bound (filled there if the bar trades through it) instead of filling at a price the
+  GoalValidator never approved.
 - ``maker`` mode: a post-only limit at the decision bar's close. A buy whose limit is at or
   above the next open would cross the book and is rejected; otherwise it fills at the limit
   only if the low trades *through* it (low < limit). Sells mirror that. Unfilled entries are
-  cancelled after one bar; unfilled exits keep working until they fill.
+  cancelled after ``entry_ttl`` bars; an unfilled exit is repriced at the new close -- never
+  below its approval's bound, where it waits instead -- up to ``max_reprices`` times, then
+  left to the position's stop and take-profit until a new exit signal is approved.
 - Stops fill at the stop price, or at the open if the bar gaps through it (worse), at the
   stop (taker) fee; take-profits fill at the target or at a better open, at the maker fee.
   Both are checked from the entry bar on, the stop first (the pessimistic order).
@@ -30,6 +36,29 @@ from numba import njit
 EXIT_SIGNAL = 0
 EXIT_STOP = 1
 EXIT_TAKE_PROFIT = 2
+
+# Columns of ``pending_f`` (the pending orders of a pair).
+P_SIZE = 0
+P_STOP_FRAC = 1
+P_TP_FRAC = 2
+P_LIMIT = 3
+P_STOP_PRICE = 4
+P_ENTRY_BOUND = 5
+P_EXIT_BOUND = 6
+PENDING_COLUMNS = 7
+
+# Columns of ``pos`` (the open position of a pair).
+POS_AMOUNT = 0
+POS_PRICE = 1
+POS_FEE = 2
+POS_STOP = 3
+POS_TARGET = 4
+POS_ENTRY_BOUND = 5
+POS_EXIT_BOUND = 6
+POS_COLUMNS = 7
+
+# Columns of ``trades_f``.
+TRADE_COLUMNS = 8
 
 # Indices into the ``fees`` array.
 FEE_ENTRY = 0
@@ -55,6 +84,9 @@ def _record(
     fee: float,
     profit: float,
     reason: int,
+    stop: float,
+    entry_bound: float,
+    exit_bound: float,
 ) -> None:
     k = n_trades[0]
     trades_i[k, 0] = pair
@@ -66,6 +98,9 @@ def _record(
     trades_f[k, 2] = amount
     trades_f[k, 3] = fee
     trades_f[k, 4] = profit
+    trades_f[k, 5] = stop
+    trades_f[k, 6] = entry_bound
+    trades_f[k, 7] = exit_bound
     n_trades[0] = k + 1
 
 
@@ -102,12 +137,14 @@ def _close_position(
         total_fee,
         profit,
         reason,
+        pos[j, POS_STOP],
+        pos[j, POS_ENTRY_BOUND],
+        pos[j, POS_EXIT_BOUND] if reason == EXIT_SIGNAL else np.nan,
     )
     pos[j, 0] = 0.0
     pos[j, 1] = 0.0
     pos[j, 2] = 0.0
-    pos[j, 3] = np.nan
-    pos[j, 4] = np.nan
+    pos[j, 3:] = np.nan
 
 
 @njit(cache=True, nogil=True)
@@ -125,6 +162,8 @@ def run(
     maker: bool,
     max_open: int,
     gated: bool,
+    max_reprices: int,
+    entry_ttl: int,
     t_start: int,
     cash: np.ndarray,
     pos: np.ndarray,
@@ -141,12 +180,15 @@ def run(
     """Simulate bars ``t_start..`` and return ``DONE``, or the bar at which a gated run pauses.
 
     State (mutated in place, so a paused run resumes exactly where it stopped):
-    ``cash[0]``; ``pos[j] = (amount, entry_price, entry_fee, stop_price, tp_price)``;
-    ``pos_bar[j]`` entry bar; ``pending[j] = (entry_pending, exit_pending)`` as 0/1;
-    ``pending_f[j] = (size_fraction, stop_frac, tp_frac, limit_price)`` of the pending entry
-    (``limit_price`` is also the working exit limit in maker mode); ``last_close[j]``.
-    Trades go to ``trades_f[k] = (entry_price, exit_price, amount, fee, profit)`` and
-    ``trades_i[k] = (pair, entry_bar, exit_bar, exit_reason)``.
+    ``cash[0]``; ``pos[j]`` by the ``POS_*`` columns (amount, entry price, entry fee, stop,
+    target, the entry's approved bound, the working exit's approved bound);
+    ``pos_bar[j]`` entry bar; ``pending[j] = (entry_bars_left, exit_attempt)``: 0 when
+    nothing is pending, else the bars an entry may still wait / the exit's attempt + 1;
+    ``pending_f[j]`` by the ``P_*`` columns (size fraction, stop fraction, take-profit
+    fraction, limit price -- also the working exit's limit --, the stored stop price when the
+    stop is absolute, the entry's bound, the exit's bound; NaN: none); ``last_close[j]``.
+    Trades go to ``trades_f[k] = (entry_price, exit_price, amount, fee, profit, stop,
+    entry_bound, exit_bound)`` and ``trades_i[k] = (pair, entry_bar, exit_bar, exit_reason)``.
 
     When ``gated`` is true the run pauses after bar ``t``'s close whenever a candidate decision
     exists (an entry signal on a flat pair or an exit signal on an open one): the caller judges
@@ -160,11 +202,18 @@ def run(
             o = open_[t, j]
             if np.isnan(o) or pending[j, 1] == 0 or pos[j, 0] <= 0.0:
                 continue
+            bound = pos[j, POS_EXIT_BOUND]  # NaN: unbound (an ungated research baseline)
             if not maker:
+                price = o
+                if bound > 0.0 and o < bound:
+                    # A limit at max(bound, open): rests at the bound, filled if traded through.
+                    if not high[t, j] > bound:
+                        continue
+                    price = bound
                 _close_position(
                     j,
                     t,
-                    o,
+                    price,
                     fees[FEE_EXIT],
                     EXIT_SIGNAL,
                     cash,
@@ -175,29 +224,35 @@ def run(
                     n_trades,
                 )
                 pending[j, 1] = 0
-            else:
-                limit = pending_f[j, 3]
-                if o >= limit:
-                    # A sell limit at or below the bid would cross: post-only rejects it.
-                    pending_f[j, 3] = close[t, j] if not np.isnan(close[t, j]) else limit
-                    continue
-                if high[t, j] > limit:
-                    _close_position(
-                        j,
-                        t,
-                        limit,
-                        fees[FEE_EXIT],
-                        EXIT_SIGNAL,
-                        cash,
-                        pos,
-                        pos_bar,
-                        trades_f,
-                        trades_i,
-                        n_trades,
-                    )
-                    pending[j, 1] = 0
-                else:
-                    pending_f[j, 3] = close[t, j]  # reprice at the new near touch
+                continue
+            limit = pending_f[j, P_LIMIT]
+            if o < limit and high[t, j] > limit:
+                _close_position(
+                    j,
+                    t,
+                    limit,
+                    fees[FEE_EXIT],
+                    EXIT_SIGNAL,
+                    cash,
+                    pos,
+                    pos_bar,
+                    trades_f,
+                    trades_i,
+                    n_trades,
+                )
+                pending[j, 1] = 0
+                continue
+            # Not filled: post-only rejected it at the open (a sell at or below the bid would
+            # cross), or it never traded through. Reprice at the new near touch under a new
+            # attempt -- never below the approval's bound -- or give up after ``max_reprices``.
+            attempt = pending[j, 1]  # the next attempt's number (the first was attempt 0)
+            if attempt > max_reprices:
+                pending[j, 1] = 0
+                continue
+            pending[j, 1] = attempt + 1
+            c = close[t, j]
+            touch = limit if np.isnan(c) else c
+            pending_f[j, P_LIMIT] = touch if not bound > touch else bound
         open_count = 0
         for j in range(n_pairs):
             if pos[j, 0] > 0.0:
@@ -210,17 +265,29 @@ def run(
             o = open_[t, j]
             if np.isnan(o) or pending[j, 0] == 0:
                 continue
-            pending[j, 0] = 0
+            first = pending[j, 0] == entry_ttl
+            pending[j, 0] -= 1  # one bar of the entry's life used; cancelled when none is left
             if pos[j, 0] > 0.0 or open_count >= max_open:
+                pending[j, 0] = 0
                 continue
             fee_rate = fees[FEE_ENTRY]
             price = o
+            bound = pending_f[j, P_ENTRY_BOUND]
             if maker:
-                limit = pending_f[j, 3]
-                if o <= limit or not low[t, j] < limit:
-                    continue  # rejected as crossing, or never traded through: cancelled
+                limit = pending_f[j, P_LIMIT]
+                if first and o <= limit:
+                    pending[j, 0] = 0
+                    continue  # post-only: it would have crossed the book, rejected
+                if not low[t, j] < limit:
+                    continue  # not traded through (yet): waits while its bars last
                 price = limit
-            frac = pending_f[j, 0]
+            elif bound > 0.0 and o > bound:
+                # A limit at min(bound, open): rests at the bound, filled if traded through.
+                if not low[t, j] < bound:
+                    continue
+                price = bound
+            pending[j, 0] = 0
+            frac = pending_f[j, P_SIZE]
             budget = cash[0] / (1.0 + fee_rate)
             notional = budget if np.isinf(frac) else min(budget, frac * mark)
             if not notional > 0.0:
@@ -231,8 +298,16 @@ def run(
             pos[j, 0] = amount
             pos[j, 1] = price
             pos[j, 2] = entry_fee
-            pos[j, 3] = price * (1.0 - pending_f[j, 1]) if pending_f[j, 1] > 0.0 else np.nan
-            pos[j, 4] = price * (1.0 + pending_f[j, 2]) if pending_f[j, 2] > 0.0 else np.nan
+            if pending_f[j, P_STOP_PRICE] > 0.0:
+                pos[j, POS_STOP] = pending_f[j, P_STOP_PRICE]  # the stop stored with approval
+            elif pending_f[j, P_STOP_FRAC] > 0.0:
+                pos[j, POS_STOP] = price * (1.0 - pending_f[j, P_STOP_FRAC])
+            else:
+                pos[j, POS_STOP] = np.nan
+            tp = pending_f[j, P_TP_FRAC]
+            pos[j, POS_TARGET] = price * (1.0 + tp) if tp > 0.0 else np.nan
+            pos[j, POS_ENTRY_BOUND] = bound
+            pos[j, POS_EXIT_BOUND] = np.nan
             pos_bar[j] = t
             open_count += 1
 
@@ -300,15 +375,17 @@ def run(
                     candidate = True
                     if not gated:
                         pending[j, 1] = 1
-                        pending_f[j, 3] = close[t, j]
+                        pending_f[j, P_LIMIT] = close[t, j]
             elif entry[t, j] and pending[j, 0] == 0:
                 candidate = True
                 if not gated:
-                    pending[j, 0] = 1
-                    pending_f[j, 0] = size[t, j]
-                    pending_f[j, 1] = stop_frac[t, j]
-                    pending_f[j, 2] = tp_frac[t, j]
-                    pending_f[j, 3] = close[t, j]
+                    pending[j, 0] = entry_ttl
+                    pending_f[j, P_SIZE] = size[t, j]
+                    pending_f[j, P_STOP_FRAC] = stop_frac[t, j]
+                    pending_f[j, P_TP_FRAC] = tp_frac[t, j]
+                    pending_f[j, P_LIMIT] = close[t, j]
+                    pending_f[j, P_STOP_PRICE] = np.nan
+                    pending_f[j, P_ENTRY_BOUND] = np.nan
         if gated and candidate and t + 1 < n_bars:
             return t
     return DONE

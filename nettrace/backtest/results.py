@@ -91,6 +91,13 @@ class TradeRecords:
     fee: FloatArray
     profit: FloatArray
     reason: IntArray
+    #: What the rules bound each trade with (NaN where nothing did, e.g. an ungated baseline
+    #: or a trade imported from an export): the stop in force, the entry approval's highest
+    #: entry price and the signal exit approval's lowest exit price. ``backtest.audit`` reads
+    #: them to check every trade against its approvals.
+    stop_price: FloatArray | None = None
+    entry_bound: FloatArray | None = None
+    exit_bound: FloatArray | None = None
 
     def __len__(self) -> int:
         return len(self.pair)

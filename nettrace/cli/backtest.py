@@ -11,6 +11,7 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from nettrace.cli.context import CliError, state
+from nettrace.config.rules import RulesInForce
 from nettrace.market.candles import CandleKey, Candles
 from nettrace.market.store import CandleStore, load_candles
 from nettrace.market.validation import CandleDataError
@@ -98,6 +99,7 @@ def backtest(
         initial_cash=cash, fees=settings.fees(_exchange_of(candles)), fee=fee, fill=_fill(fill),
         max_open_positions=max_open,
     )  # fmt: skip
+    rules = RulesInForce.from_settings(settings)  # the same rules the engine trades with
     with Progress(
         TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
         TimeElapsedColumn(), console=st.out, transient=True,
@@ -108,7 +110,10 @@ def backtest(
             progress.update(task, completed=done, total=total)
 
         try:
-            result = run_backtest(chosen, candles, config, risk=None, progress=advance)
+            result = run_backtest(
+                chosen, candles, config, risk=rules.risk(), thresholds=rules.thresholds,
+                progress=advance,
+            )  # fmt: skip
         except ValueError as exc:
             raise CliError(str(exc)) from None
     result.metrics = compute_metrics(result)
@@ -117,6 +122,11 @@ def backtest(
     st.out.print(metrics_table(result))
     st.out.print(trades_table(result))
     st.out.print(f"trade fingerprint: {result.fingerprint}")
+    from nettrace.backtest.audit import audit_backtest
+    from nettrace.cli.audit import BREACHED, print_report
+
+    audited = audit_backtest(result)  # the ledger audit's invariants, on this run's own trades
+    print_report(st.out, audited, limit=10)
     if export is not None:
         _write(export, json.dumps(result.to_export(), indent=2, allow_nan=False))
         st.out.print(f"exported {len(result.trades)} trades to {export}")
@@ -126,6 +136,8 @@ def backtest(
         except OSError as exc:
             raise CliError(f"cannot write report {report}: {exc.strerror}") from None
         st.out.print(f"report written to {report}")
+    if not audited.clean:  # after the export and report, which show the breaching trades
+        raise typer.Exit(BREACHED)
 
 
 def _exchange_of(candles: dict[str, Candles]) -> str | None:

@@ -68,12 +68,27 @@ def status(
 def raise_(
     ctx: typer.Context,
     reason: Annotated[str, typer.Option(help="Why trading must halt (kept in the log).")],
+    flatten: Annotated[
+        bool,
+        typer.Option(
+            "--flatten",
+            help="Also close every position at market (reason hardstop), whatever "
+            "NETTRACE_HARDSTOP_ACTION says. Without it, positions keep their protective stops.",
+        ),
+    ] = False,
 ) -> None:
-    """Raise HARDSTOP as the operator: no new orders in any region until it is cleared."""
+    """Raise HARDSTOP as the operator: no new orders in any region until it is cleared.
+
+    Working entries, signal exits and take-profits are cancelled; every open position keeps
+    (or gets back) its protective stop. With --flatten (or NETTRACE_HARDSTOP_ACTION=flatten)
+    the primary sells every position at market instead.
+    """
     with _latch(ctx) as latch:
         before = latch.state()
-        after = latch.raise_(OPERATOR, reason)
+        after = latch.raise_(OPERATOR, reason, flatten=flatten)
     out = state(ctx).out
+    if flatten:
+        out.print("every position will be flattened at market by the primary's next tick")
     if before.active:
         out.print(
             f"HARDSTOP was already active (source {after.source}: {after.reason}); "

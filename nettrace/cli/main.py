@@ -15,7 +15,7 @@ from rich.table import Table
 from typer.exceptions import TyperException
 
 from nettrace import __version__
-from nettrace.cli import backtest, cluster, data, db, hardstop, rules, serve, tokens, why
+from nettrace.cli import audit, backtest, cluster, data, db, hardstop, rules, serve, tokens, why
 from nettrace.cli import run as run_cmd
 from nettrace.cli.context import CliError, CliState, state
 from nettrace.config.settings import CONFIG_ENV_VAR, SettingsError
@@ -45,6 +45,7 @@ app.command()(rules.rules)
 app.command()(backtest.backtest)
 app.command(name="run")(run_cmd.run)
 app.command()(why.why)
+app.command()(audit.audit)
 config_app = typer.Typer(help="Inspect the settings in force.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 

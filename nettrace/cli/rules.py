@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
 from typing import Annotated
 
 import typer
@@ -11,6 +10,7 @@ from rich.table import Table
 
 from nettrace.agents.agent_goals import HARDSTOP_DAILY_LOSS, LAW, RULES, required_entry_move
 from nettrace.cli.context import state
+from nettrace.config.rules import RulesInForce
 
 
 def rules(
@@ -22,24 +22,18 @@ def rules(
     """Print the three rules, the GoalValidator thresholds and the risk limits in force.
 
     'law' is the floor encoded in agent_goals; 'in force' is after configuration, which may only
-    tighten it.
+    tighten it. This is the very object the engine, the backtest and the paper replay build
+    (config.rules.RulesInForce), so what it prints is what decides.
     """
     st = state(ctx)
     settings = st.settings
-    thresholds = settings.goal_thresholds()
+    in_force = RulesInForce.from_settings(settings)
+    thresholds = in_force.thresholds
     fees = settings.fees()
-    limits = settings.risk_limits()
+    limits = in_force.limits
     hurdle = required_entry_move(fees, thresholds)
     if as_json:
-        payload = {
-            "rules": [asdict(rule) for rule in RULES],
-            "thresholds": {"law": asdict(LAW), "in_force": asdict(thresholds)},
-            "fees": asdict(fees),
-            "required_entry_move": hurdle,
-            "hardstop_daily_loss": HARDSTOP_DAILY_LOSS,
-            "risk_limits": asdict(limits),
-        }
-        typer.echo(json.dumps(payload, indent=2))
+        typer.echo(json.dumps(in_force.to_json(fees), indent=2))
         return
 
     table = Table(title="The operator's rules (agent_goals)", show_lines=True)
@@ -73,5 +67,9 @@ def rules(
     risk.add_row("max open positions", str(limits.max_open_positions))
     risk.add_row("max total exposure", f"{limits.max_total_exposure:.0%} of equity")
     risk.add_row("size reaches zero at drawdown", f"{limits.max_drawdown:.0%}")
+    risk.add_row("take-profit distance", f"{limits.take_profit_atr_multiple:g} x ATR")
+    risk.add_row("exit reprices (never below break-even)", str(limits.max_exit_reprices))
+    risk.add_row("entry time-to-live", f"{limits.entry_ttl_bars} bar(s)")
     risk.add_row("HARDSTOP (daily loss)", f"{HARDSTOP_DAILY_LOSS:.0%} below UTC day start")
+    risk.add_row("HARDSTOP action", in_force.hardstop_action)
     st.out.print(risk)

@@ -100,6 +100,13 @@ class Settings(BaseSettings):
     handoff_path: Path | None = Field(
         None, description="A HANDOFF.md whose HARDSTOP line halts trading."
     )
+    hardstop_action: Literal["halt", "flatten"] = Field(
+        "halt",
+        description=(
+            "What HARDSTOP does to open positions: halt (keep each position's protective stop) "
+            "or flatten (close every position at market, reason hardstop)."
+        ),
+    )
 
     # --- Logging ----------------------------------------------------------------------------
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -130,6 +137,9 @@ class Settings(BaseSettings):
     max_open_positions: int = Field(_DEFAULTS.max_open_positions, ge=1)
     max_total_exposure: float = Field(_DEFAULTS.max_total_exposure, gt=0.0, le=1.0)
     max_drawdown: float = Field(_DEFAULTS.max_drawdown, gt=0.0, le=1.0)
+    take_profit_atr_multiple: float = Field(_DEFAULTS.take_profit_atr_multiple, gt=0.0)
+    max_exit_reprices: int = Field(_DEFAULTS.max_exit_reprices, ge=0)
+    entry_ttl_bars: int = Field(_DEFAULTS.entry_ttl_bars, ge=1)
 
     # --- Signals API (the primary's HTTP endpoints) -----------------------------------------
     api_max_body_bytes: int = Field(
@@ -260,6 +270,9 @@ class Settings(BaseSettings):
             max_open_positions=self.max_open_positions,
             max_total_exposure=self.max_total_exposure,
             max_drawdown=self.max_drawdown,
+            take_profit_atr_multiple=self.take_profit_atr_multiple,
+            max_exit_reprices=self.max_exit_reprices,
+            entry_ttl_bars=self.entry_ttl_bars,
         )
 
     def secret_values(self) -> list[str]:

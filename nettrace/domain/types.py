@@ -93,6 +93,17 @@ def parse_regime(value: object) -> Regime | None:
     return _REGIME_SYNONYMS.get(value.strip().lower().replace("-", "_").replace(" ", "_"))
 
 
+class Urgency(StrEnum):
+    """How urgently an order must execute (DESIGN §3, Orders).
+
+    ``NORMAL``: be a maker (post-only limit). ``CRITICAL``: a risk exit (a stop-loss or a
+    HARDSTOP flatten) that may take liquidity; only a critical intent may be a market order.
+    """
+
+    NORMAL = "normal"
+    CRITICAL = "critical"
+
+
 class OrderState(StrEnum):
     """An order's life (DESIGN §3, Orders). ``UNKNOWN``: the submit's outcome was not confirmed
     (timeout, crash between submit and acknowledgement); only asking the exchange resolves it."""

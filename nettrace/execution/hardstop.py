@@ -1,10 +1,22 @@
 """HARDSTOP sources (DESIGN §3): the daily-loss monitor and the HANDOFF.md line.
 
+Both sources fail closed: when one cannot tell whether trading is safe, that counts as a
+reason to halt, never as "all clear". A halt costs missed trades until the operator looks; a
+missed halt can cost the account. Only the operator clears the latch, so a fault that raised it
+is always looked at by a person.
+
 ``DailyLossMonitor`` is pure: it is fed mark-to-market equity (unrealised losses count) per
 tick and compares it with the equity at the start of the UTC day. The line is the one
 ``backtest.metrics`` uses: a fall *beyond* ``HARDSTOP_DAILY_LOSS`` breaches, a fall of exactly
 5% does not (with ``FLOAT_TOLERANCE`` so binary rounding cannot trip it). A non-finite or
-non-positive equity is a data fault: logged, never a breach, never a new day-start value.
+non-positive equity (a missing price makes mark-to-market NaN; an empty account is 0) means the
+loss cannot be measured, so it is a breach too (``DailyLossBreach.fault`` says why) -- and it
+never becomes a day-start value, so a later valid tick is still measured against a real one.
+
+``handoff_says_hardstop`` reads the operator's HANDOFF.md. The file is optional: a missing one
+says nothing. But one that exists and cannot be read (permission denied, a directory, an I/O
+error) or is not valid UTF-8 might hold a HARDSTOP line we cannot see, so it halts, with the
+read error as the reason.
 
 ``HardstopGuard`` ties both sources to the persisted latch, so a breach raises HARDSTOP within
 the same tick that saw it.
@@ -32,17 +44,26 @@ SOURCE_HANDOFF = "handoff"
 
 @dataclass(frozen=True, slots=True)
 class DailyLossBreach:
-    """Equity fell beyond the daily-loss line."""
+    """Equity fell beyond the daily-loss line, or could not be measured (``fault``)."""
 
     ts: datetime
     day: date
-    day_start_equity: float
+    #: The day's start equity; None if it is not known yet (only with a ``fault``).
+    day_start_equity: float | None
+    #: The equity as fed, which for a ``fault`` is the invalid value itself (NaN, inf, <= 0).
     equity: float
-    #: Fractional change from the day start (negative: -0.0612 is a 6.12% fall).
-    change: float
+    #: Fractional change from the day start (negative: -0.0612 is a 6.12% fall); None with a
+    #: ``fault`` (no change can be measured from an invalid equity).
+    change: float | None
+    #: Why the equity could not be measured, or None for a fall beyond the line.
+    fault: str | None = None
 
     @property
     def reason(self) -> str:
+        if self.fault is not None:
+            return f"{self.fault}: treated as a breach"
+        if self.day_start_equity is None or self.change is None:  # only built with a fault
+            return f"daily-loss breach on {self.day.isoformat()} UTC: equity {self.equity!r}"
         return (
             f"daily loss {self.change:.2%} on {self.day.isoformat()} UTC: equity "
             f"{self.equity:.2f} vs day start {self.day_start_equity:.2f} "
@@ -88,14 +109,29 @@ class DailyLossMonitor:
         self._day_start = float(equity)
 
     def check(self, ts: datetime, equity: float) -> DailyLossBreach | None:
-        """Feed one tick; the breach if ``equity`` is beyond the line, else None."""
+        """Feed one tick; the breach if ``equity`` is beyond the line or invalid, else None.
+
+        An invalid equity (non-finite or <= 0) is a breach with ``fault`` set, whether or not
+        the day start is known; it never becomes the day start.
+        """
         ts = _utc(ts)
+        day = ts.date()
         if not _valid_equity(equity):
             _log.error(
                 "data_fault", kind="hardstop_equity_refused", ts=ts.isoformat(), equity=repr(equity)
             )
-            return None
-        day = ts.date()
+            known = self._day_start if self._day == day else None
+            return DailyLossBreach(
+                ts=ts,
+                day=day,
+                day_start_equity=known,
+                equity=equity,
+                change=None,
+                fault=(
+                    f"equity {equity!r} is not a positive finite number "
+                    "(a missing price or an empty account)"
+                ),
+            )
         if self._day != day or self._day_start is None:
             self._day = day
             self._day_start = float(equity)
@@ -108,17 +144,39 @@ class DailyLossMonitor:
         return None
 
 
+class UnreadableHandoff(str):
+    """The reason ``handoff_says_hardstop`` gives for a HANDOFF.md it could not read.
+
+    A plain ``str`` to every caller; ``HardstopGuard`` tells it from a HARDSTOP line so that it
+    reads the file again next tick instead of caching the failure.
+    """
+
+    __slots__ = ()
+
+
+def _unreadable(path: Path, exc: Exception) -> UnreadableHandoff:
+    return UnreadableHandoff(f"HANDOFF.md {path} is unreadable: {exc}")
+
+
 def handoff_says_hardstop(path: Path | None) -> str | None:
-    """The first line of ``path`` starting with ``HARDSTOP`` (leading blanks ignored), or None."""
+    """The reason ``path`` gives to raise HARDSTOP, or None if it gives none.
+
+    That is the first line starting with ``HARDSTOP`` (leading blanks ignored), or -- failing
+    closed -- a sentence naming the path and the error if the file exists but cannot be read
+    or is not valid UTF-8 (an ``UnreadableHandoff``). A missing file (or no path) is None.
+    """
     if path is None:
         return None
     try:
-        text = path.read_text(encoding="utf-8", errors="replace")
+        raw = path.read_bytes()
     except FileNotFoundError:
         return None
     except OSError as exc:
-        _log.error("handoff_unreadable", path=str(path), error=str(exc))
-        return None
+        return _unreadable(path, exc)
+    try:
+        text = raw.decode("utf-8-sig")  # an editor's byte-order mark must not hide line 1
+    except UnicodeDecodeError as exc:
+        return _unreadable(path, exc)
     for line in text.splitlines():
         stripped = line.strip()
         if stripped.startswith("HARDSTOP"):
@@ -130,7 +188,9 @@ class HardstopGuard:
     """Runs both automatic sources each tick and raises the latch when either fires.
 
     The tick is on the decision path, so what it reads must be cheap: HANDOFF.md is re-read
-    only when its size or mtime changes, and the latch -- which only another process (the
+    only when its size, mtime or ctime changes (ctime: a chmod can make it unreadable) or when
+    it could not be read last time (an unreadable one raises the latch, and is read again
+    every tick rather than cached), and the latch -- which only another process (the
     operator's API call or CLI) can change behind our back -- is not read there at all: the
     loop calls ``refresh_latch`` after its orders went out (at most every ``latch_recheck_s``
     seconds), and an order is refused inside its own transaction while the latch is up
@@ -153,7 +213,7 @@ class HardstopGuard:
         self.latch_recheck_s = latch_recheck_s
         self._clock = clock
         self._cached: tuple[float, HardstopState] | None = None
-        self._handoff_seen: tuple[tuple[int, int] | None, str | None] = (None, None)
+        self._handoff_seen: tuple[tuple[int, int, int] | None, str | None] = (None, None)
 
     def latch_state(self) -> HardstopState:
         """The latch as last read (read now if it never was)."""
@@ -174,12 +234,26 @@ class HardstopGuard:
             return None
         try:
             stat = path.stat()
-            signature: tuple[int, int] | None = (stat.st_mtime_ns, stat.st_size)
-        except OSError:
-            signature = None
+            signature: tuple[int, int, int] | None = (
+                stat.st_mtime_ns,
+                stat.st_size,
+                stat.st_ctime_ns,
+            )
+        except FileNotFoundError:
+            signature = None  # optional file, absent: read (cheaply) again every tick
+        except OSError as exc:  # it may exist, we cannot tell: fail closed
+            return self._seen(None, _unreadable(path, exc))
         if signature is None or signature != self._handoff_seen[0]:
-            self._handoff_seen = (signature, handoff_says_hardstop(path))
+            line = handoff_says_hardstop(path)
+            # An unreadable file is read again every tick, never cached as a verdict.
+            return self._seen(None if isinstance(line, UnreadableHandoff) else signature, line)
         return self._handoff_seen[1]
+
+    def _seen(self, signature: tuple[int, int, int] | None, line: str | None) -> str | None:
+        if isinstance(line, UnreadableHandoff) and line != self._handoff_seen[1]:
+            _log.error("handoff_unreadable", path=str(self._handoff_path), reason=str(line))
+        self._handoff_seen = (signature, line)
+        return line
 
     def tick(self, ts: datetime, equity: float) -> HardstopState:
         """Check one tick; returns the latch state after any raise."""

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 
 from nettrace.agents.agent_goals import TradeDecision
 from nettrace.domain.numbers import finite_float, strict_int
-from nettrace.domain.types import parse_regime, parse_side
+from nettrace.domain.types import Side, parse_regime, parse_side
 from nettrace.store.database import Database
 from nettrace.store.models import DecisionRow, OrderRow
 
@@ -27,6 +27,8 @@ def decision_values(decision: TradeDecision, region: str) -> dict[str, Any]:
     proposal = decision.proposal
     side = parse_side(proposal.side)
     regime = parse_regime(proposal.regime)
+    reason = proposal.exit_reason if side is Side.SELL else None
+    entry_id = (proposal.context or {}).get("entry_decision_id")
     return {
         "id": decision.decision_id,
         "decided_at": decision.decided_at,
@@ -41,6 +43,10 @@ def decision_values(decision: TradeDecision, region: str) -> dict[str, Any]:
         "inputs": record["inputs"],
         "thresholds": record["thresholds"],
         "fees": record["fees"],
+        "exit_reason": str(reason) if isinstance(reason, str) else None,
+        "price_bound": decision.price_bound,
+        "stop_price": finite_float(proposal.stop_price),
+        "entry_decision_id": entry_id if isinstance(entry_id, str) else None,
     }
 
 
@@ -101,6 +107,19 @@ class DecisionStore:
             return
         with self._db.session() as session:
             session.add_all([decision_row(d, self._region) for d in decisions])
+
+    def price_bound(self, decision_id: str) -> float | None:
+        """The price a stored approval binds (``None``: none, or no such decision)."""
+        return self._column(DecisionRow.price_bound, decision_id)
+
+    def stop_price(self, decision_id: str) -> float | None:
+        """The stop stored with an approval (an entry's: where its stop-loss must sit)."""
+        return self._column(DecisionRow.stop_price, decision_id)
+
+    def _column(self, column: Any, decision_id: str) -> float | None:
+        with self._db.session() as session:
+            value = session.scalar(select(column).where(DecisionRow.id == decision_id))
+        return None if value is None else float(value)
 
     def latest(self, symbol: str | None = None, limit: int = 20) -> list[DecisionRow]:
         """The newest decisions first, optionally for one symbol."""

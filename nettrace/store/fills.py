@@ -10,7 +10,8 @@ exchange trade (``ExchangeFill``) and hands back its own ``StoredFill``, which h
 
 Why each fill was placed (its exit reason) has no column: it is derived on read from the order,
 so replay labels round trips the same way the live engine does, without a schema change: a
-``stop_loss`` or ``take_profit`` order's fills carry that reason, every other fill ``signal``.
+``stop_loss`` or ``take_profit`` order's fills carry that reason, a HARDSTOP flatten's
+``hardstop`` (``fill_reason``), every other fill ``signal``.
 """
 
 from __future__ import annotations
@@ -181,7 +182,7 @@ class FillStore:
 
     @staticmethod
     def _reason(order: OrderRow) -> str:
-        return _REASON_BY_ORDER_TYPE.get(order.order_type, ExitReason.SIGNAL.value)
+        return fill_reason(order)
 
     @staticmethod
     def _order(session: Session, client_order_id: str) -> OrderRow:
@@ -223,3 +224,12 @@ class FillStore:
                 f"fill {trade.id!r} of order {order.client_order_id}: the trade is "
                 f"{trade.side} {trade.symbol}, the order {order.side} {order.symbol}"
             )
+
+
+def fill_reason(order: OrderRow) -> str:
+    """Why an order's fills happened, from the order alone (so replay and live agree): its
+    bracket type, a HARDSTOP flatten for a critical market sell stored while the latch was up
+    (a critical market sell otherwise is a stop the engine watched), else a signal."""
+    if order.order_type == "market" and order.urgency == "critical":
+        return (ExitReason.HARDSTOP if order.hardstop_active else ExitReason.STOP_LOSS).value
+    return _REASON_BY_ORDER_TYPE.get(order.order_type, ExitReason.SIGNAL.value)

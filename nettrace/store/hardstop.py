@@ -30,6 +30,9 @@ class HardstopState:
     raised_at: datetime | None = None
     cleared_at: datetime | None = None
     cleared_by: str | None = None
+    #: This raise asked for every position to be flattened at market (``--flatten``), over
+    #: the configured ``NETTRACE_HARDSTOP_ACTION``.
+    flatten: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +56,7 @@ def _state(row: HardstopStateRow | None) -> HardstopState:
         raised_at=row.raised_at,
         cleared_at=row.cleared_at,
         cleared_by=row.cleared_by,
+        flatten=bool(row.flatten),
     )
 
 
@@ -92,8 +96,13 @@ class HardstopLatch:
         with self._db.session() as session:
             return _state(session.get(HardstopStateRow, _LATCH_ID))
 
-    def raise_(self, source: str, reason: str, *, now: datetime | None = None) -> HardstopState:
-        """Raise the latch; if it is already raised, keep the first source and reason."""
+    def raise_(
+        self, source: str, reason: str, *, now: datetime | None = None, flatten: bool = False
+    ) -> HardstopState:
+        """Raise the latch; if it is already raised, keep the first source and reason.
+
+        ``flatten``: this raise also closes every position at market; a later raise may ask
+        for it on a latch already up (flattening is never taken back by a raise)."""
         source = _clean(source, "source", MAX_SOURCE_LEN)
         reason = _clean(reason, "reason")
         at = now or datetime.now(UTC)
@@ -104,6 +113,9 @@ class HardstopLatch:
                 row.source = source
                 row.reason = reason
                 row.raised_at = at
+                row.flatten = flatten
+            elif flatten:
+                row.flatten = True
             session.add(HardstopEventRow(at=at, action="raise", source=source, reason=reason))
             session.flush()
             return _state(row)
@@ -117,6 +129,7 @@ class HardstopLatch:
             row = self._locked_row(session)
             before = _state(row)
             row.active = False
+            row.flatten = False
             row.cleared_at = at
             row.cleared_by = cleared_by
             session.add(HardstopEventRow(at=at, action="clear", source=cleared_by, reason=reason))

@@ -28,6 +28,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -169,6 +170,15 @@ class DecisionRow(Base):
     inputs: Mapped[dict[str, Any]] = mapped_column(default=dict)
     thresholds: Mapped[dict[str, Any]] = mapped_column(default=dict)
     fees: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    #: SELL only: signal, take_profit, stop_loss or hardstop.
+    exit_reason: Mapped[str | None] = mapped_column(String(16))
+    #: The price the approval binds (``TradeDecision.price_bound``): the order store refuses
+    #: an order, a reprice or a retry outside it.
+    price_bound: Mapped[float | None] = mapped_column(Float)
+    #: BUY: the stop the risk controller set with the entry; stop-loss SELL: the stop judged.
+    stop_price: Mapped[float | None] = mapped_column(Float)
+    #: SELL: the entry decision whose position it closes (a stop must match its stop).
+    entry_decision_id: Mapped[str | None] = mapped_column(String(32))
 
 
 class OrderRow(Base):
@@ -183,6 +193,7 @@ class OrderRow(Base):
         CheckConstraint("side IN ('BUY', 'SELL')", name="side"),
         CheckConstraint("amount > 0", name="amount"),
         CheckConstraint("filled >= 0", name="filled"),
+        CheckConstraint("urgency IN ('normal', 'critical')", name="urgency"),
         Index("ix_orders_state", "state"),
     )
 
@@ -200,6 +211,10 @@ class OrderRow(Base):
     filled: Mapped[float] = mapped_column(Float, default=0.0)
     state: Mapped[str] = mapped_column(String(20), default=OrderState.PENDING_SUBMIT.value)
     exchange_order_id: Mapped[str | None] = mapped_column(String(128))
+    #: ``critical`` only for a stop-loss or a HARDSTOP flatten; only critical may be market.
+    urgency: Mapped[str] = mapped_column(String(8), default="normal", server_default="normal")
+    #: Whether the HARDSTOP latch was up when the order was stored (read in its transaction).
+    hardstop_active: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -318,6 +333,8 @@ class HardstopStateRow(Base):
     raised_at: Mapped[datetime | None]
     cleared_at: Mapped[datetime | None]
     cleared_by: Mapped[str | None] = mapped_column(String(64))
+    #: This raise flattens every position at market (``nettrace hardstop raise --flatten``).
+    flatten: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class HardstopEventRow(Base):

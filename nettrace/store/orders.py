@@ -8,7 +8,13 @@ the loser re-reads and is planned again. The new state and its ``OrderTransition
 in one transaction, so a state change without its history row cannot exist.
 
 Creation is idempotent on the client order id (a retry returns the existing row, never a second
-one) and refused unless an *approved* decision for the same symbol and side is stored. Writes are
+one) and refused unless an *approved* decision for the same symbol and side is stored and the
+order respects the price that approval binds (``DecisionRow.price_bound``): a BUY at or below
+it, a signal or take-profit SELL at or above it, a stop-loss exactly at the stop stored with
+its entry's approval. A market order needs critical urgency, which only a stop-loss or a
+HARDSTOP flatten may have. Whether the HARDSTOP latch allows the order is judged inside the
+writing transaction: nothing may be stored while it is up except a protective stop (which may
+be placed either way) and a HARDSTOP flatten (which may be placed only then). Writes are
 refused outside the primary region, here as well as in the execution layer.
 """
 
@@ -20,9 +26,11 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
 from sqlalchemy import CursorResult, Engine, Table, bindparam, exists, insert, select, update
+from sqlalchemy import true as sa_true
 from sqlalchemy.exc import IntegrityError
 
-from nettrace.domain.types import OrderState, Side
+from nettrace.agents.agent_goals import FLOAT_TOLERANCE
+from nettrace.domain.types import ExitReason, OrderState, Side, Urgency
 from nettrace.store.compiled import CompiledInsert
 from nettrace.store.database import Database
 from nettrace.store.models import (
@@ -63,6 +71,10 @@ class DecisionNotApprovedError(OrderStoreError):
     """No stored, approved decision backs this order (or it approved another symbol/side)."""
 
 
+class PriceBoundError(DecisionNotApprovedError):
+    """The order's price (or type, or urgency) lies outside what its approval allows."""
+
+
 class HardstopActiveError(OrderStoreError):
     """The HARDSTOP latch was up when the order was to be stored: nothing was written."""
 
@@ -94,6 +106,9 @@ class OrderIntent:
     price: float | None
     order_type: OrderType = "limit"
     post_only: bool = True
+    #: ``critical`` only for a risk exit (stop-loss, HARDSTOP flatten); only critical intents
+    #: may be market orders.
+    urgency: Urgency = Urgency.NORMAL
 
     def __post_init__(self) -> None:
         if not self.exchange or not self.symbol:
@@ -113,11 +128,20 @@ class OrderIntent:
         elif self.order_type == "market":
             if self.price is not None or self.post_only:
                 raise ValueError("a market order has no price and cannot be post-only")
+            if self.urgency is not Urgency.CRITICAL:
+                raise ValueError(
+                    "a market order needs critical urgency (a stop-loss or HARDSTOP flatten); "
+                    "be a maker otherwise"
+                )
         else:
             raise ValueError(
                 "order type must be 'limit', 'market', 'stop_loss' or 'take_profit', "
                 f"got {self.order_type!r}"
             )
+        if not isinstance(self.urgency, Urgency):
+            raise ValueError(f"urgency must be an Urgency, got {self.urgency!r}")
+        if self.urgency is Urgency.CRITICAL and self.side is not Side.SELL:
+            raise ValueError("only a sell (a risk exit) can be critical")
 
 
 def _positive(value: object) -> bool:
@@ -162,27 +186,39 @@ _ORDERS = cast(Table, OrderRow.__table__)
 _DECISIONS = cast(Table, DecisionRow.__table__)
 _TRANSITIONS = cast(Table, OrderTransitionRow.__table__)
 _LATCH = cast(Table, HardstopStateRow.__table__)
-_DECISION = select(_DECISIONS.c.approved, _DECISIONS.c.symbol, _DECISIONS.c.side).where(
+_APPROVAL_COLUMNS = ("approved", "symbol", "side", "exit_reason", "price_bound", "stop_price",
+                     "entry_decision_id")  # fmt: skip
+_DECISION = select(*[_DECISIONS.c[name] for name in _APPROVAL_COLUMNS]).where(
     _DECISIONS.c.id == bindparam("id")
 )
 
+#: When an order may be stored, by the HARDSTOP latch: ``down`` (every entry and non-protective
+#: exit), ``any`` (a protective stop: a position keeps it while halted), ``up`` (a flatten).
+LatchRule = Literal["down", "any", "up"]
+
 
 class _CompiledCreate:
-    """The order-creation statements, compiled once for one engine (``store.compiled``)."""
+    """The order-creation statements for one latch rule, compiled once for one engine
+    (``store.compiled``)."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, rule: LatchRule) -> None:
         self.decision = CompiledInsert(
             insert(_DECISIONS), engine, [c.key for c in _DECISIONS.columns]
         )
-        # The order and its first transition are written only while the HARDSTOP latch is
-        # down, judged inside this transaction: an order can never be stored (so never sent)
-        # after the latch was raised, whatever the caller last read of it.
-        latch_down = ~exists().where(_LATCH.c.active.is_(True))  # one row: CHECK (id = 1)
-        order_columns = [c for c in _ORDERS.columns if c.key != "id"]
+        # The order and its first transition are written only while the HARDSTOP latch allows
+        # it, judged inside this transaction: an entry can never be stored (so never sent)
+        # after the latch was raised, whatever the caller last read of it. The order records
+        # the latch as it read it, for the audit.
+        raised = exists().where(_LATCH.c.active.is_(True))  # one row: CHECK (id = 1)
+        allowed = {"down": ~raised, "up": raised, "any": sa_true()}[rule]
+        order_columns = [c for c in _ORDERS.columns if c.key not in ("id", "hardstop_active")]
         self.order = CompiledInsert(
             insert(_ORDERS).from_select(
-                [c.key for c in order_columns],
-                select(*[bindparam(c.key, type_=c.type) for c in order_columns]).where(latch_down),
+                [c.key for c in order_columns] + ["hardstop_active"],
+                select(
+                    *[bindparam(c.key, type_=c.type) for c in order_columns],
+                    raised.label("hardstop_active"),
+                ).where(allowed),
             ),
             engine,
             [c.key for c in order_columns],
@@ -197,7 +233,7 @@ class _CompiledCreate:
             bindparam("to_state", type_=columns.to_state.type),
             bindparam("at", type_=columns.at.type),
             bindparam("detail", type_=columns.detail.type),
-        ).where(_ORDERS.c.client_order_id == bindparam("client_order_id"), latch_down)
+        ).where(_ORDERS.c.client_order_id == bindparam("client_order_id"), allowed)
         self.transition = CompiledInsert(
             insert(_TRANSITIONS)
             .from_select(["order_id", "from_state", "to_state", "at", "detail"], found)
@@ -224,7 +260,7 @@ class OrderStore:
         self._db = database
         self._region = region
         self._primary = primary_region
-        self._create_sql: _CompiledCreate | None = None
+        self._create_sql: dict[LatchRule, _CompiledCreate] = {}
 
     def _require_primary(self, action: str) -> None:
         if self._region != self._primary:
@@ -265,13 +301,14 @@ class OrderStore:
             "filled": 0.0,
             "state": OrderState.PENDING_SUBMIT.value,
             "exchange_order_id": None,
+            "urgency": intent.urgency.value,
             "created_at": now,
             "updated_at": now,
         }
         # The approval is read before the transaction: a stored decision never changes.
         held = next((d for d in decisions if d["id"] == decision_id), None)
-        self._require_approved(decision_id, intent, client_order_id, held)
-        sql = self._compiled()
+        rule = self._require_approved(decision_id, intent, client_order_id, held, decisions)
+        sql = self._compiled(rule)
         creation = {
             "from_state": None,
             "to_state": OrderState.PENDING_SUBMIT.value,
@@ -287,9 +324,12 @@ class OrderStore:
                 cursor, {"client_order_id": client_order_id, **creation}
             )
             row = created.fetchone()
-            if row is None:  # the latch is up: nothing of this transaction may stay
+            if row is None:  # the latch forbids it: nothing of this transaction may stay
                 raise HardstopActiveError(
                     f"refused to create order {client_order_id}: HARDSTOP is raised"
+                    if rule == "down"
+                    else f"refused to create HARDSTOP flatten {client_order_id}: "
+                    "HARDSTOP is not raised"
                 )
             return int(row[0])
 
@@ -305,19 +345,25 @@ class OrderStore:
                 raise
             self._record_missing(decisions)  # the transaction that carried them rolled back
             return self._same_order(existing, intent, decision_id)
-        row = OrderRow(**values)
+        if rule == "any":  # a stop (never on the entry's decision path): read what was stored
+            stored = self.get(client_order_id)
+            if stored is not None:
+                return stored
+        row = OrderRow(**values, hardstop_active=rule == "up")
         row.id = order_id
         return row
 
     def prepare(self) -> None:
         """Compile the creation statements now rather than inside the first order's decision
         path (measured: ~1.5 ms, the run's slowest tick-to-order when left to the first)."""
-        self._compiled()
+        for rule in ("down", "any", "up"):
+            self._compiled(rule)
 
-    def _compiled(self) -> _CompiledCreate:
-        if self._create_sql is None:
-            self._create_sql = _CompiledCreate(self._db.engine)
-        return self._create_sql
+    def _compiled(self, rule: LatchRule) -> _CompiledCreate:
+        sql = self._create_sql.get(rule)
+        if sql is None:
+            sql = self._create_sql[rule] = _CompiledCreate(self._db.engine, rule)
+        return sql
 
     def _record_missing(self, decisions: Sequence[Mapping[str, Any]]) -> None:
         """Store those of ``decisions`` that are not stored yet (audit rows are never lost)."""
@@ -437,19 +483,29 @@ class OrderStore:
 
     # --- Checks -------------------------------------------------------------------------------
 
+    def _decision(
+        self, decision_id: str, held: Sequence[Mapping[str, Any]] = ()
+    ) -> Mapping[str, Any] | None:
+        """A stored (or about-to-be-stored, ``held``) decision's approval columns."""
+        for row in held:
+            if row["id"] == decision_id:
+                return row
+        with self._db.engine.connect() as conn:
+            found = conn.execute(_DECISION, {"id": decision_id}).first()
+        return dict(found._mapping) if found is not None else None
+
     def _require_approved(
         self,
         decision_id: str,
         intent: OrderIntent,
         client_id: str,
         held: Mapping[str, Any] | None = None,
-    ) -> None:
-        """``held``: the decision row about to be written with the order (no need to read it)."""
-        decision: Mapping[str, Any] | None = held
-        if decision is None:
-            with self._db.engine.connect() as conn:
-                found = conn.execute(_DECISION, {"id": decision_id}).first()
-            decision = dict(found._mapping) if found is not None else None
+        carried: Sequence[Mapping[str, Any]] = (),
+    ) -> LatchRule:
+        """Refuse unless an approved decision backs ``intent`` at its price; returns when the
+        latch allows it to be stored. ``held``: the decision row about to be written with the
+        order (no need to read it); ``carried``: every row written with it."""
+        decision = held if held is not None else self._decision(decision_id)
         where = f"order {client_id}: decision {decision_id!r}"
         if decision is None:
             raise DecisionNotApprovedError(f"{where} is not recorded; no order without one")
@@ -459,6 +515,60 @@ class OrderStore:
         if symbol != intent.symbol or side != intent.side.value:
             raise DecisionNotApprovedError(
                 f"{where} approved {side} {symbol}, not {intent.side.value} {intent.symbol}"
+            )
+        reason = decision.get("exit_reason")
+        critical = intent.urgency is Urgency.CRITICAL
+        if side == Side.SELL.value and reason in (ExitReason.STOP_LOSS, ExitReason.HARDSTOP):
+            if reason == ExitReason.HARDSTOP:
+                return "up"  # a flatten sells at any price, only while the latch is up
+            self._require_stop(decision, intent, where, carried)
+            return "any"  # a protective stop is placed whether or not the latch is up
+        if critical:
+            raise PriceBoundError(f"{where}: only a stop-loss or a HARDSTOP flatten is critical")
+        bound = decision.get("price_bound")
+        price = intent.price
+        if bound is None or price is None:
+            raise PriceBoundError(f"{where} binds no price; no order can respect it")
+        slack = FLOAT_TOLERANCE * bound
+        if side == Side.BUY.value and price > bound + slack:
+            raise PriceBoundError(
+                f"{where} approved a BUY at or below {bound:.10g}, not at {price:.10g}"
+            )
+        if side == Side.SELL.value and price < bound - slack:
+            raise PriceBoundError(
+                f"{where} approved a SELL at or above {bound:.10g} (break-even after fees), "
+                f"not at {price:.10g}: a lower price needs a new decision"
+            )
+        return "down"
+
+    def _require_stop(
+        self,
+        decision: Mapping[str, Any],
+        intent: OrderIntent,
+        where: str,
+        carried: Sequence[Mapping[str, Any]],
+    ) -> None:
+        """A stop-loss order sits exactly at the stop stored with its entry's approval (or is
+        a critical market order sent once that stop is hit)."""
+        entry_id = decision.get("entry_decision_id")
+        entry = self._decision(entry_id, carried) if entry_id else None
+        if entry is None or not entry["approved"] or entry["side"] != Side.BUY.value:
+            raise PriceBoundError(f"{where}: a stop-loss must name its entry's approved BUY")
+        stop = entry.get("stop_price")
+        if stop is None or decision.get("stop_price") != stop or entry["symbol"] != intent.symbol:
+            raise PriceBoundError(
+                f"{where}: its stop {decision.get('stop_price')!r} is not the stop {stop!r} "
+                "the risk controller stored with the entry"
+            )
+        if intent.order_type == "market":
+            if intent.urgency is not Urgency.CRITICAL:
+                raise PriceBoundError(f"{where}: a market stop-loss must be critical")
+            return
+        if intent.order_type != "stop_loss" or intent.price is None:
+            raise PriceBoundError(f"{where}: a stop-loss exit is a stop_loss order at its stop")
+        if abs(intent.price - stop) > FLOAT_TOLERANCE * stop:
+            raise PriceBoundError(
+                f"{where}: a stop-loss at {intent.price:.10g} is not the stored stop {stop:.10g}"
             )
 
     @staticmethod

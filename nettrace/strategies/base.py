@@ -70,6 +70,9 @@ class Strategy(ABC):
     take_profit: float | None = None
     #: Ungated only: fraction of equity per entry; inf means all available cash.
     stake_fraction: float = math.inf
+    #: How ``StrategySignals.expected_move`` -- the move rule 2 checks against the fees -- is
+    #: estimated; recorded with every entry decision beside the take-profit distance.
+    expected_move_method: ClassVar[str] = "none"
 
     @abstractmethod
     def indicators(self, candles: Candles) -> dict[str, FloatArray]:

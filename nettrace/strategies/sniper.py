@@ -15,10 +15,12 @@ Per bar, at its close:
   candidate. The strategy itself filters nothing: GoalValidator (confidence, agreeing count,
   no buys in a downtrend, fees) and the risk controller (size, ATR stop, exposure) judge every
   candidate, through the same ``strategies.decision`` calls paper and live trading make;
-* the take-profit, and the *expected move* that rule 2 checks against the round-trip fees, is
-  ``target_atr_multiple`` ATRs above the entry: with the risk controller's default 2-ATR stop
-  the default 3 ATRs is a 1.5 : 1 reward to risk. A quiet market whose 3 ATRs cannot pay two
-  maker fees plus the margin gets no entry at all -- which is rule 2 doing its job.
+* the *expected move* that rule 2 checks against the round-trip fees is the strategy's own
+  estimate, a declared parameter: ``move_atr_multiple`` x NATR (``expected_move_method``). A
+  quiet market whose expected move cannot pay two fees plus the margin gets no entry at all --
+  which is rule 2 doing its job. The take-profit is not this estimate by definition: the risk
+  controller sets it (``RiskLimits.take_profit_atr_multiple`` ATRs, with its 2-ATR stop a
+  1.5 : 1 reward to risk by default), and each entry decision records both.
 """
 
 from __future__ import annotations
@@ -49,16 +51,17 @@ class Sniper(Strategy):
     """The gated default strategy (see the module docstring).
 
     ``weights`` maps generator names to their aggregation weights (0 silences one);
-    ``atr_period`` is the ATR window in bars; ``target_atr_multiple`` the take-profit and
-    expected move in ATRs.
+    ``atr_period`` is the ATR window in bars; ``move_atr_multiple`` the expected move (rule 2's
+    input) in ATRs.
     """
 
     name: ClassVar[str] = "sniper"
     gated: ClassVar[bool] = True
     generators: ClassVar[Mapping[str, float]] = DEFAULT_WEIGHTS
     weights: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
+    expected_move_method: ClassVar[str] = "move_atr_multiple x NATR(atr_period)"
     atr_period: int = 14
-    target_atr_multiple: float = 3.0
+    move_atr_multiple: float = 3.0
     #: "track_record": each weight above is scaled, bar by bar, by the generator's past hit
     #: rate (``signals.track_record``); "fixed": the weights as given.
     weighting: str = "track_record"
@@ -82,10 +85,8 @@ class Sniper(Strategy):
             )
         if self.track_record_horizon < 1 or self.track_record_window < 1:
             raise ValueError("sniper: track_record_horizon and track_record_window must be >= 1")
-        if not self.target_atr_multiple > 0:
-            raise ValueError(
-                f"sniper: target_atr_multiple must be > 0, got {self.target_atr_multiple}"
-            )
+        if not self.move_atr_multiple > 0:
+            raise ValueError(f"sniper: move_atr_multiple must be > 0, got {self.move_atr_multiple}")
 
     def indicators(self, candles: Candles) -> dict[str, FloatArray]:
         """Each generator's signed vote (direction x strength), the regime and ATR.
@@ -129,7 +130,7 @@ class Sniper(Strategy):
             confidence=agg.confidence,
             signal_count=agg.signal_count,
             regime=indicators["regime"].astype(np.int8),
-            expected_move=natr * self.target_atr_multiple,
+            expected_move=natr * self.move_atr_multiple,
             atr=natr * candles.close,
         )
 
@@ -144,7 +145,7 @@ class Sniper(Strategy):
             **super().params(),
             "generators": dict(self.weights),
             "atr_period": self.atr_period,
-            "target_atr_multiple": self.target_atr_multiple,
+            "move_atr_multiple": self.move_atr_multiple,
             "weighting": self.weighting,
             "track_record_horizon": self.track_record_horizon,
             "track_record_window": self.track_record_window,

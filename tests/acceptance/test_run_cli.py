@@ -67,6 +67,8 @@ def test_paper_replay_makes_the_backtests_trades(
     assert again.returncode == 0, again.stderr
     assert "resuming paper account" in again.stdout
     assert f"trade fingerprint: {bt['fingerprint']}" in again.stdout
+    _audit_clean(home)
+    assert "clean" in backtest.stdout  # the backtest audited its own result too
 
 
 @pytest.mark.parametrize(
@@ -178,6 +180,7 @@ def test_killed_twenty_times_the_books_always_agree_and_the_trades_are_the_same(
             kinds.append("random")
         assert state.exists()
         _books_agree(home, state)
+        _audit_clean(home)  # every money invariant holds after every crash and restart
     assert kinds.count("after-submit") == 10  # each of them died mid-replay
 
     final = subprocess.run([*args, "--export", str(tmp_path / "final.json")], env=home,
@@ -190,3 +193,12 @@ def test_killed_twenty_times_the_books_always_agree_and_the_trades_are_the_same(
     got = json.loads((tmp_path / "final.json").read_text())
     assert got["fingerprint"] == ref["fingerprint"]
     assert os.path.getsize(state) > 0
+    _audit_clean(home)
+    _audit_clean(elsewhere)
+
+
+def _audit_clean(env: dict[str, str]) -> None:
+    """``nettrace audit`` over the stored ledger: exit 0 and no breach (issue 10)."""
+    done = _nettrace(env, "audit", "--json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert json.loads(done.stdout)["breaches"] == []

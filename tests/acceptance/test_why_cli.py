@@ -75,6 +75,7 @@ def history(migrated_db: Database, database_url: str, env: dict[str, str]) -> Hi
             regime="uptrend",
             symbol="BTC/USD",
             expected_move=0.02,
+            entry_price=90_500.0,
             context={"votes": {"trend": 0.9, "momentum": 0.75, "orderbook": 0.7}},
         ),
     )
@@ -238,6 +239,7 @@ def test_a_stop_loss_says_the_gate_was_not_applied(
             entry_price=3000.0,
             exit_price=2700.0,
             exit_reason="stop_loss",
+            stop_price=2700.0,  # the stop stored with its entry (a stop is never self-declared)
         ),
     )
     assert decision.approved, decision.reasons

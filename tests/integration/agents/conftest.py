@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
@@ -143,7 +143,17 @@ def fresh_sqlite() -> Database:
     return Database(url)
 
 
-def _factory(default_db: Callable[[], Database], tmp_path: Path) -> RigFactory:
+def assert_ledger_clean(database: Database) -> None:
+    """The ledger audit (issue 10) over what an engine stored: no money invariant broken."""
+    from nettrace.execution.audit import audit_ledger
+
+    report = audit_ledger(database, primary_region="ewr")
+    assert report.clean, [f"{b.kind}: {b.subject}: {b.message}" for b in report.breaches]
+
+
+def _factory(
+    default_db: Callable[[], Database], tmp_path: Path, built: list[Rig] | None = None
+) -> RigFactory:
     counter = iter(range(10_000))
 
     def build(
@@ -154,9 +164,11 @@ def _factory(default_db: Callable[[], Database], tmp_path: Path) -> RigFactory:
         region: str = "ewr",
         handoff: Path | None = None,
         max_volume_share: float | None = None,
+        **overrides: object,
     ) -> Rig:
-        return Rig(
-            settings=Settings(region=region, primary_region="ewr"),
+        """``overrides``: settings for this rig (e.g. ``hardstop_action="flatten"``)."""
+        made = Rig(
+            settings=Settings(region=region, primary_region="ewr", **overrides),  # type: ignore[arg-type]
             database=default_db(),
             state_path=tmp_path / f"paper-{next(counter)}.json",
             strategy=strategy,
@@ -165,17 +177,28 @@ def _factory(default_db: Callable[[], Database], tmp_path: Path) -> RigFactory:
             handoff=handoff,
             max_volume_share=max_volume_share,
         )
+        if built is not None:
+            built.append(made)
+        return made
 
     return build
 
 
 @pytest.fixture
-def rig(migrated_db: Database, tmp_path: Path) -> RigFactory:
-    """Build a ``Rig`` on the test's migrated database (SQLite and PostgreSQL)."""
-    return _factory(lambda: migrated_db, tmp_path)
+def rig(migrated_db: Database, tmp_path: Path) -> Iterator[RigFactory]:
+    """Build a ``Rig`` on the test's migrated database (SQLite and PostgreSQL); when the test
+    is done, the ledger audit runs over what its engines stored."""
+    built: list[Rig] = []
+    yield _factory(lambda: migrated_db, tmp_path, built)
+    if built:
+        assert_ledger_clean(migrated_db)
 
 
 @pytest.fixture
-def fresh_rig(tmp_path: Path) -> RigFactory:
-    """Build each ``Rig`` on a new SQLite database: one per hypothesis example."""
-    return _factory(fresh_sqlite, tmp_path)
+def fresh_rig(tmp_path: Path) -> Iterator[RigFactory]:
+    """Build each ``Rig`` on a new SQLite database: one per hypothesis example (each audited
+    when the test is done)."""
+    built: list[Rig] = []
+    yield _factory(fresh_sqlite, tmp_path, built)
+    for made in built:
+        assert_ledger_clean(made.database)

@@ -13,6 +13,7 @@ import pytest
 
 from nettrace.agents.quant_engine import EngineConfig, QuantEngine
 from nettrace.agents.sniper import SniperAgent
+from nettrace.backtest.audit import audit_backtest
 from nettrace.backtest.engine import BacktestConfig, run_backtest
 from nettrace.backtest.results import fingerprint
 from nettrace.config.settings import Settings
@@ -21,7 +22,7 @@ from nettrace.market.candles import CandleKey, Candles
 from nettrace.store.database import Database
 from nettrace.store.migrate import upgrade
 from nettrace.strategies.sniper import Sniper
-from tests.integration.agents.conftest import bars_of
+from tests.integration.agents.conftest import assert_ledger_clean, bars_of
 
 
 @pytest.mark.parametrize("name", ["binance_DASH-BTC_5m.parquet", "binance_NEO-BTC_4h.parquet"])
@@ -55,3 +56,6 @@ def test_paper_replay_fingerprint_equals_the_backtests(
     reasons = Counter(t.exit_reason for t in engine.trades)
     assert reasons["stop_loss"] > 0
     assert reasons["take_profit"] > 0
+    # Both sides of the parity keep every rule: the backtest's own audit, and the ledger's.
+    assert audit_backtest(backtest).clean, audit_backtest(backtest).breaches
+    assert_ledger_clean(engine.database)

@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 
 from nettrace.agents.agent_goals import GoalValidator, MemoryDecisionRecorder, TradeProposal
 from nettrace.config.settings import Settings
-from nettrace.domain.types import OrderState, Side
+from nettrace.domain.types import ExitReason, OrderState, Side, Urgency
 from nettrace.execution.client_ids import client_order_id
 from nettrace.execution.orders import (
     ALLOWED_TRANSITIONS,
@@ -38,6 +38,7 @@ from nettrace.store.orders import (
     HardstopActiveError,
     OrderNotFoundError,
     OrderStore,
+    PriceBoundError,
 )
 
 S = OrderState
@@ -179,7 +180,8 @@ def test_decisions_carried_by_an_order_are_stored_with_it_and_kept_on_a_retry(
     approved = validator.evaluate(
         TradeProposal(
             side="BUY", confidence=0.9, signal_count=3, regime="uptrend", symbol="BTC/USD",
-            expected_move=0.02, context={"bar": "2024-01-01T00:00:00+00:00", "votes": {"rsi": 1}},
+            expected_move=0.02, entry_price=100.0,
+            context={"bar": "2024-01-01T00:00:00+00:00", "votes": {"rsi": 1}},
         )
     )  # fmt: skip
     assert approved.approved
@@ -226,7 +228,7 @@ def test_no_order_is_stored_while_hardstop_is_raised_whatever_the_caller_read(
     held = MemoryDecisionRecorder()
     approved = GoalValidator(recorder=held).evaluate(
         TradeProposal(side="BUY", confidence=0.9, signal_count=3, regime="uptrend",
-                      symbol="BTC/USD", expected_move=0.02)
+                      symbol="BTC/USD", expected_move=0.02, entry_price=100.0)
     )  # fmt: skip
     HardstopLatch(migrated_db).raise_("operator", "exchange incident")
     with pytest.raises(HardstopActiveError, match="HARDSTOP is raised"):
@@ -366,3 +368,105 @@ def test_racing_transitions_keep_one_consistent_history(migrated_db: Database) -
     assert fills == sorted(fills)
     assert fills[-1] == 1.0
     assert len(fills) == len(set(fills))  # no change recorded twice
+
+
+# --- Price-bound approvals (issue 10): the store refuses what the approval does not allow --------
+
+
+def _judge(db: Database, **fields: object) -> tuple[str, dict[str, object]]:
+    """A decision judged by the real validator and stored; its id and its bound."""
+    validator = GoalValidator(recorder=DecisionStore(db, region="ewr"))
+    base: dict[str, object] = {"confidence": 0.9, "signal_count": 3, "regime": "uptrend",
+                               "symbol": "BTC/USD"}  # fmt: skip
+    decision = validator.evaluate(TradeProposal(**{**base, **fields}))  # type: ignore[arg-type]
+    assert decision.approved, decision.reasons
+    return decision.decision_id, {"bound": decision.price_bound}
+
+
+def test_a_buy_above_its_bound_is_refused_also_as_a_retry(
+    migrated_db: Database, book: OrderBook
+) -> None:
+    decision_id, judged = _judge(migrated_db, side="BUY", expected_move=0.02, entry_price=100.0)
+    bound = judged["bound"]
+    assert bound == pytest.approx(100.0 * 1.02 / 1.009)
+    book.create(OrderIntent("coinbase", "BTC/USD", Side.BUY, 1.0, price=100.0), decision_id)
+    with pytest.raises(PriceBoundError, match="at or below"):
+        book.create(OrderIntent("coinbase", "BTC/USD", Side.BUY, 1.0, price=101.5), decision_id, 1)
+    assert counts(migrated_db) == (1, 1)
+
+
+def test_a_signal_exit_repriced_below_break_even_is_refused(
+    migrated_db: Database, book: OrderBook
+) -> None:
+    """The reproducer: approved at 101.5 after an entry at 100, re-posted at 98.6."""
+    decision_id, judged = _judge(
+        migrated_db, side="SELL", entry_price=100.0, exit_price=101.5, entry_fee_rate=0.004
+    )
+    breakeven = 100.0 * 1.004 / 0.996
+    assert judged["bound"] == pytest.approx(breakeven)
+    sell = Side.SELL
+    book.create(OrderIntent("coinbase", "BTC/USD", sell, 1.0, price=101.5), decision_id)
+    book.create(OrderIntent("coinbase", "BTC/USD", sell, 1.0, price=breakeven), decision_id, 1)
+    with pytest.raises(PriceBoundError, match="break-even"):
+        book.create(OrderIntent("coinbase", "BTC/USD", sell, 1.0, price=98.6), decision_id, 2)
+    with pytest.raises(ValueError, match="critical"):  # and never as a market order
+        OrderIntent("coinbase", "BTC/USD", sell, 1.0, None, "market", post_only=False)
+    assert counts(migrated_db) == (2, 2)
+
+
+def test_a_stop_is_only_the_stop_stored_with_its_entry(
+    migrated_db: Database, book: OrderBook
+) -> None:
+    entry_id, _ = _judge(
+        migrated_db, side="BUY", expected_move=0.02, entry_price=100.0, stop_price=96.0
+    )
+    stop_id, judged = _judge(
+        migrated_db, side="SELL", exit_reason=ExitReason.STOP_LOSS, exit_price=96.0,
+        stop_price=96.0, entry_price=100.0, context={"entry_decision_id": entry_id},
+    )  # fmt: skip
+    assert judged["bound"] == 96.0
+    stop = OrderIntent("coinbase", "BTC/USD", Side.SELL, 1.0, 96.0, "stop_loss", post_only=False)
+    HardstopLatch(migrated_db).raise_("operator", "halt, keep the stops")
+    placed = book.create(stop, stop_id)  # a protective stop is placed while halted too
+    assert placed.hardstop_active is True
+    lower = OrderIntent("coinbase", "BTC/USD", Side.SELL, 1.0, 1.0, "stop_loss", post_only=False)
+    with pytest.raises(PriceBoundError, match="not the stored stop"):
+        book.create(lower, stop_id, 1)
+    # A stop whose decision claims another stop than the entry's is refused too.
+    liar_id, _ = _judge(
+        migrated_db, side="SELL", exit_reason=ExitReason.STOP_LOSS, exit_price=1.0,
+        stop_price=1.0, entry_price=100.0, context={"entry_decision_id": entry_id},
+    )  # fmt: skip
+    with pytest.raises(PriceBoundError, match="not the stop 96"):
+        book.create(lower, liar_id)
+    orphan_id, _ = _judge(
+        migrated_db, side="SELL", exit_reason=ExitReason.STOP_LOSS, exit_price=96.0,
+        stop_price=96.0, entry_price=100.0,
+    )  # fmt: skip
+    with pytest.raises(PriceBoundError, match="name its entry"):
+        book.create(stop, orphan_id)
+    assert counts(migrated_db) == (1, 1)
+
+
+def test_a_hardstop_flatten_is_stored_only_while_the_latch_is_up(
+    migrated_db: Database, book: OrderBook
+) -> None:
+    flatten_id, judged = _judge(
+        migrated_db, side="SELL", exit_reason=ExitReason.HARDSTOP, hardstop_active=True,
+        entry_price=100.0, exit_price=60.0,
+    )  # fmt: skip
+    assert judged["bound"] is None
+    market = OrderIntent("coinbase", "BTC/USD", Side.SELL, 1.0, None, "market", post_only=False,
+                         urgency=Urgency.CRITICAL)  # fmt: skip
+    with pytest.raises(HardstopActiveError, match="not raised"):
+        book.create(market, flatten_id)
+    latch = HardstopLatch(migrated_db)
+    latch.raise_("operator", "flatten")
+    assert book.create(market, flatten_id).hardstop_active is True
+    # A normal exit may not borrow critical urgency.
+    signal_id, _ = _judge(migrated_db, side="SELL", entry_price=100.0, exit_price=101.5)
+    latch.clear("operator", "done")
+    critical = OrderIntent("coinbase", "BTC/USD", Side.SELL, 1.0, 101.5, urgency=Urgency.CRITICAL)
+    with pytest.raises(PriceBoundError, match="critical"):
+        book.create(critical, signal_id)
+    assert counts(migrated_db) == (1, 1)

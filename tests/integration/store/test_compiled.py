@@ -35,6 +35,10 @@ def values(decision_id: str, **changes: object) -> dict[str, object]:
         "inputs": {"context": {"votes": {"rsi": 0.7}, "nested": [1, 2.5, None, "x"]}},
         "thresholds": {"min_confidence": 0.7},
         "fees": {"maker": 0.004, "taker": 0.006},
+        "exit_reason": None,
+        "price_bound": 101.25,
+        "stop_price": 96.5,
+        "entry_decision_id": None,
     }
     row.update(changes)
     return row

@@ -15,11 +15,12 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import func, select
 
-from nettrace.domain.types import Side
+from nettrace.domain.types import Side, Urgency
 from nettrace.execution.exchange import ExchangeTrade
 from nettrace.execution.portfolio import Portfolio
 from nettrace.store.database import Database
 from nettrace.store.fills import FillStore, StoredFill, datetime_from_ms, ms_from_datetime
+from nettrace.store.hardstop import HardstopLatch
 from nettrace.store.models import DecisionRow, FillRow, OrderRow
 from nettrace.store.orders import OrderIntent, OrderNotFoundError, OrderStore
 
@@ -41,6 +42,8 @@ def decision(db: Database, symbol: str, side: Side, exit_reason: str = "signal")
                 side=side.value,
                 approved=True,
                 inputs={"side": side.value, "symbol": symbol, "exit_reason": exit_reason},
+                exit_reason=exit_reason if side is Side.SELL else None,
+                price_bound=100.0,
             )
         )
     return decision_id
@@ -59,16 +62,23 @@ def order(
     decision_id = decision(db, symbol, side, exit_reason)
     client_id = f"c-{uuid.uuid4().hex[:16]}"
     if order_type in ("limit", "market"):
+        market = order_type == "market"
         intent = OrderIntent(
             "paper",
             symbol,
             side,
             1.0,
-            price=100.0 if order_type == "limit" else None,
-            order_type="limit" if order_type == "limit" else "market",
-            post_only=order_type == "limit",
+            price=None if market else 100.0,
+            order_type="market" if market else "limit",
+            post_only=not market,
+            urgency=Urgency.CRITICAL if market else Urgency.NORMAL,
         )
+        latch = HardstopLatch(db)
+        if market:  # a market order is a HARDSTOP flatten: stored only while the latch is up
+            latch.raise_("operator", "flatten for the test")
         OrderStore(db, region="ewr", primary_region="ewr").create(intent, decision_id, client_id)
+        if market:
+            latch.clear("operator", "test done")
         return client_id
     with db.session() as session:
         session.add(
@@ -227,13 +237,14 @@ def test_reasons_come_from_the_order(migrated_db: Database) -> None:
         (exit_, Side.SELL),
     ):
         assert store.record(client_id, trade(client_id, side)) is True
-    # The engine labels fills by order type only; a market exit is a "signal" exit even when
-    # its decision stated another reason, so replay and live agree.
+    # The engine labels fills from the order alone, so replay and live agree: a critical market
+    # sell stored while HARDSTOP was up is a flatten (it was "signal" before issue 10, which
+    # hid every HARDSTOP loss among the signal exits).
     assert [f.reason for f in store.all_fills()] == [
         "signal",
         "stop_loss",
         "take_profit",
-        "signal",
+        "hardstop",
         "signal",
     ]
     [stop_fill] = store.for_order(stop)

@@ -232,12 +232,34 @@ def test_the_entry_fee_actually_paid_counts() -> None:
     assert validator.evaluate(_exit(exit_price=exit_price, entry_fee_rate=0.006)).approved is False
 
 
-@pytest.mark.parametrize("reason", [ExitReason.STOP_LOSS, ExitReason.HARDSTOP, "stop_loss"])
-def test_risk_exits_may_realise_a_loss(reason: object) -> None:
-    decision = GoalValidator().evaluate(
-        _exit(exit_price=80.0, exit_reason=reason, confidence=0.1, signal_count=0)
+# Before issue 10 this test approved any SELL that called itself a stop-loss, at any price:
+# a risk exit was the caller's word. Now a stop is valid only at the stop stored with the
+# entry's approval, and a HARDSTOP flatten only while the latch is up.
+@pytest.mark.parametrize("reason", [ExitReason.STOP_LOSS, "stop_loss"])
+def test_a_stop_loss_may_realise_a_loss_only_at_its_stored_stop(reason: object) -> None:
+    validator = GoalValidator()
+    at_stop = validator.evaluate(
+        _exit(exit_price=80.0, exit_reason=reason, confidence=0.1, signal_count=0, stop_price=80.0)
     )
-    assert decision.approved is True
+    assert at_stop.approved is True
+    assert at_stop.price_bound == 80.0
+    # The reproducer: SELL entry=100 exit=1 exit_reason='stop_loss' was approved.
+    anywhere = validator.evaluate(_exit(exit_price=1.0, exit_reason=reason))
+    assert anywhere.approved is False
+    assert anywhere.codes == [RefusalCode.STOP_PRICE_MISSING]
+    elsewhere = validator.evaluate(_exit(exit_price=1.0, exit_reason=reason, stop_price=80.0))
+    assert elsewhere.codes == [RefusalCode.NOT_THE_STORED_STOP]
+
+
+def test_a_hardstop_flatten_may_realise_a_loss_only_while_the_latch_is_up() -> None:
+    validator = GoalValidator()
+    raised = validator.evaluate(
+        _exit(exit_price=60.0, exit_reason=ExitReason.HARDSTOP, hardstop_active=True)
+    )
+    assert raised.approved is True
+    assert raised.price_bound is None  # any price, while the latch is up
+    claimed = validator.evaluate(_exit(exit_price=60.0, exit_reason=ExitReason.HARDSTOP))
+    assert claimed.codes == [RefusalCode.HARDSTOP_NOT_ACTIVE]
 
 
 def test_a_buy_cannot_claim_to_be_a_risk_exit() -> None:

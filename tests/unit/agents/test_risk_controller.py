@@ -174,18 +174,22 @@ def test_a_stop_out_is_a_risk_exit_the_validator_lets_through() -> None:
     assert controller.should_stop_out(100.0, 96.5, atr=2.0) is ExitReason.SIGNAL
     reason = controller.should_stop_out(100.0, 95.0, atr=2.0)
     assert reason is ExitReason.STOP_LOSS
-    decision = GoalValidator().evaluate(
-        TradeProposal(
-            side="SELL",
-            confidence=0.0,
-            signal_count=0,
-            regime="downtrend",
-            entry_price=100.0,
-            exit_price=95.0,
-            exit_reason=reason,
-        )
-    )
-    assert decision.approved is True
+    stop = controller.stop_price(100.0, atr=2.0)
+
+    def judge(exit_price: float, stop_price: float | None) -> bool:
+        return GoalValidator().evaluate(
+            TradeProposal(
+                side="SELL", confidence=0.0, signal_count=0, regime="downtrend",
+                entry_price=100.0, exit_price=exit_price, exit_reason=reason,
+                stop_price=stop_price,
+            )
+        ).approved  # fmt: skip
+
+    # The stop the controller set passes at a loss; a caller's "stop" elsewhere does not
+    # (before issue 10 a stop-loss at 95 with no stored stop was approved).
+    assert judge(stop, stop) is True
+    assert judge(95.0, stop) is False
+    assert judge(95.0, None) is False
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nettrace.domain.types import OrderState, Side
+from nettrace.domain.types import OrderState, Side, Urgency
 from nettrace.execution.orders import (
     ALLOWED_TRANSITIONS,
     TERMINAL_STATES,
@@ -194,5 +194,17 @@ def test_malformed_intents_are_refused(kwargs: dict[str, object]) -> None:
     }
     with pytest.raises(ValueError, match=r"."):
         OrderIntent(**{**base, **kwargs})  # type: ignore[arg-type]
-    market = OrderIntent("coinbase", "BTC/USD", Side.SELL, 1.0, None, "market", post_only=False)
+    market = OrderIntent(
+        "coinbase", "BTC/USD", Side.SELL, 1.0, None, "market", post_only=False,
+        urgency=Urgency.CRITICAL,
+    )  # fmt: skip
     assert market.price is None
+
+
+def test_only_a_critical_sell_may_be_a_market_order() -> None:
+    """Be a maker: a market order is a risk exit's, never a normal intent's (DESIGN §3)."""
+    with pytest.raises(ValueError, match="critical urgency"):
+        OrderIntent("coinbase", "BTC/USD", Side.SELL, 1.0, None, "market", post_only=False)
+    with pytest.raises(ValueError, match="only a sell"):
+        OrderIntent("coinbase", "BTC/USD", Side.BUY, 1.0, None, "market", post_only=False,
+                    urgency=Urgency.CRITICAL)  # fmt: skip

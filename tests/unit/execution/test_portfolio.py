@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nettrace.backtest.kernel import _close_position
+from nettrace.backtest.kernel import POS_COLUMNS, TRADE_COLUMNS, _close_position
 from nettrace.domain.types import Side
 from nettrace.execution.exchange import ExchangeTrade
 from nettrace.execution.portfolio import Portfolio, Position, RoundTrip, split_symbol
@@ -125,8 +125,9 @@ def test_one_buy_one_sell_reproduces_the_backtest_kernel_bit_for_bit(
     amount = notional / entry
     entry_fee = notional * entry_rate
     cash = np.array([0.0])
-    pos = np.array([[amount, entry, entry_fee, np.nan, np.nan]])
-    trades_f = np.zeros((1, 5))
+    pos = np.full((1, POS_COLUMNS), np.nan)
+    pos[0, :3] = (amount, entry, entry_fee)
+    trades_f = np.zeros((1, TRADE_COLUMNS))  # the kernel's own widths: numba checks no bounds
     trades_i = np.zeros((1, 4), dtype=np.int64)
     n_trades = np.zeros(1, dtype=np.int64)
     _close_position(
@@ -136,7 +137,7 @@ def test_one_buy_one_sell_reproduces_the_backtest_kernel_bit_for_bit(
     book.apply_fill(buy(entry, amount, entry_fee))
     trip = book.apply_fill(sell(exit_, amount, (amount * exit_) * exit_rate))
     assert trip is not None
-    k_entry, k_exit, k_amount, k_fee, k_profit = (float(v) for v in trades_f[0])
+    k_entry, k_exit, k_amount, k_fee, k_profit = (float(v) for v in trades_f[0, :5])
     assert (trip.entry_price, trip.exit_price, trip.amount) == (k_entry, k_exit, k_amount)
     assert trip.fee == k_fee
     assert trip.profit == k_profit

@@ -52,7 +52,7 @@ def test_by_default_each_generator_weighs_its_track_record_at_every_bar(
 
 
 def test_expected_move_is_the_atr_target(candles: Candles) -> None:
-    sniper = Sniper(target_atr_multiple=3.0)
+    sniper = Sniper(move_atr_multiple=3.0)
     signals = sniper.run(candles)
     assert signals.expected_move is not None
     assert signals.atr is not None
@@ -101,7 +101,7 @@ def test_a_silenced_generator_is_not_computed_and_does_not_vote(candles: Candles
         ({"weights": {"astrology": 1.0}}, "unknown generator"),
         ({"weights": {"trend": 0.0}}, "positive weight"),
         ({"atr_period": 1}, "atr_period"),
-        ({"target_atr_multiple": 0.0}, "target_atr_multiple"),
+        ({"move_atr_multiple": 0.0}, "move_atr_multiple"),
     ],
 )
 def test_bad_parameters_are_refused_with_their_name(
