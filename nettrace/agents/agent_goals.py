@@ -57,8 +57,9 @@ RULES: tuple[Rule, ...] = (
     Rule(
         1,
         "Never lose money",
-        "A SELL that would realise a loss after fees is refused unless it is a risk exit "
-        "(stop-loss or HARDSTOP flatten) flagged by the risk controller.",
+        "A SELL that would realise a loss after fees is refused unless it is a risk exit: a "
+        "stop-loss at the stop the risk controller stored with the entry, or a HARDSTOP "
+        "flatten while HARDSTOP is up. Every approval binds a price the order must respect.",
     ),
     Rule(
         2,

@@ -172,6 +172,9 @@ def decision_json(row: DecisionRow, orders: list[OrderRow]) -> dict[str, Any]:
         "inputs": row.inputs,
         "thresholds": row.thresholds,
         "fees": row.fees,
+        "price_bound": row.price_bound,
+        "stop_price": row.stop_price,
+        "exit_reason": row.exit_reason,
         "orders": [
             {
                 "client_order_id": order.client_order_id,
@@ -352,6 +355,13 @@ def _inputs_table(row: DecisionRow, *, gate: bool = True) -> Table:
             table.add_row("exit reason", _text(reason), "-", "")
     if maker is not None:
         table.add_row("maker fee", f"{maker:.2%}", "-", "")
+    if row.price_bound is not None:  # what the approval lets an order (and its reprices) do
+        side = "at or below" if row.side == "BUY" else "at or above"
+        if row.exit_reason == "stop_loss":
+            side = "exactly at (the stored stop)"
+        table.add_row("approval binds the price", f"{side} {row.price_bound:.8g}", "-", "")
+    if row.side == "BUY" and row.stop_price is not None:
+        table.add_row("stop stored with the entry", f"{row.stop_price:.8g}", "-", "")
     return table
 
 

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
 from sqlalchemy import CursorResult, Engine, Table, bindparam, exists, insert, select, update
+from sqlalchemy import false as sa_false
 from sqlalchemy import true as sa_true
 from sqlalchemy.exc import IntegrityError
 
@@ -211,13 +212,15 @@ class _CompiledCreate:
         # the latch as it read it, for the audit.
         raised = exists().where(_LATCH.c.active.is_(True))  # one row: CHECK (id = 1)
         allowed = {"down": ~raised, "up": raised, "any": sa_true()}[rule]
+        # What the latch was: known from the rule itself except for a stop (either way).
+        latch_was = {"down": sa_false(), "up": sa_true(), "any": raised}[rule]
         order_columns = [c for c in _ORDERS.columns if c.key not in ("id", "hardstop_active")]
         self.order = CompiledInsert(
             insert(_ORDERS).from_select(
                 [c.key for c in order_columns] + ["hardstop_active"],
                 select(
                     *[bindparam(c.key, type_=c.type) for c in order_columns],
-                    raised.label("hardstop_active"),
+                    latch_was.label("hardstop_active"),
                 ).where(allowed),
             ),
             engine,

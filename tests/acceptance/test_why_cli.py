@@ -103,6 +103,8 @@ def test_explains_the_latest_decision_with_its_order(history: History) -> None:
     assert "0.8600" in out
     assert "2.0000%" in out  # expected move
     assert "approved the trade" in out
+    # The approval binds the entry price: 90,500 x 1.02 / 1.009 (rule 2's hurdle from there).
+    assert f"at or below {90_500 * 1.02 / 1.009:.8g}" in out
     # The order placed for it.
     assert "Orders placed" in out
     assert "nt-why-0001" in out

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import select
 
 from nettrace.agents.agent_goals import breakeven_exit_price
@@ -21,6 +23,7 @@ from nettrace.store.database import Database
 from nettrace.store.hardstop import HardstopLatch
 from nettrace.store.models import DecisionRow, OrderRow
 from tests.integration.agents.conftest import PAIR, RigFactory, Scripted, bars_of, candles_from
+from tests.unit.backtest.test_rules_hold import candle_rows
 
 
 def _orders(db: Database) -> list[OrderRow]:
@@ -170,3 +173,29 @@ def test_settings_reach_the_engine(rig: RigFactory) -> None:
         [decision] = session.scalars(select(DecisionRow)).all()
     assert decision.approved is False
     assert decision.thresholds["min_confidence"] == 0.99
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(rows=candle_rows(), data=st.data())
+def test_on_random_streams_no_signal_or_take_profit_round_trip_loses(
+    fresh_rig: RigFactory, rows: list[tuple[float, float, float, float]], data: st.DataObject
+) -> None:
+    """The engine on the paper exchange over random gaps, spikes, flat runs and crashes with a
+    random signal script: every signal or take-profit round trip closes at or above zero after
+    fees, every loss is a stop (the ledger audit runs on each example's database as well)."""
+    n = len(rows)
+    entries = data.draw(st.frozensets(st.integers(0, n - 1), max_size=n // 2))
+    exits = data.draw(st.frozensets(st.integers(0, n - 1), max_size=n // 2))
+    candles = _rows(candles_from([100.0] * n), rows)
+    r = fresh_rig(Scripted(entries=entries, exits=exits), candles)
+    for bar in bars_of(candles):
+        r.tick(bar)
+    for trip in r.engine.round_trips:
+        if trip.reason in ("signal", "take_profit"):
+            assert trip.profit >= -1e-9 * trip.entry_price * trip.amount, trip
+        else:
+            assert trip.reason == "stop_loss", trip
