@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 
 from nettrace.agents.agent_goals import breakeven_exit_price
+from nettrace.config.rules import RulesInForce
 from nettrace.domain.fees import FeeSchedule
 from nettrace.domain.types import OrderState, TradingState
 from nettrace.market.candles import Candles
@@ -173,6 +174,11 @@ def test_settings_reach_the_engine(rig: RigFactory) -> None:
         [decision] = session.scalars(select(DecisionRow)).all()
     assert decision.approved is False
     assert decision.thresholds["min_confidence"] == 0.99
+    # One object: what ``nettrace rules`` prints (RulesInForce.from_settings) is what decides.
+    in_force = RulesInForce.from_settings(r.settings)
+    assert r.engine.rules == in_force
+    assert r.engine.validator.thresholds == in_force.thresholds
+    assert r.engine.risk.limits == in_force.limits
 
 
 @settings(

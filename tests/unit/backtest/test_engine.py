@@ -110,6 +110,10 @@ def test_maker_buy_needs_a_trade_through_and_never_crosses(
 
 
 def test_maker_exit_keeps_working_until_it_trades_through() -> None:
+    """The fill model itself, on an *ungated* research baseline (no approval binds its prices,
+    so the exit follows the touch down to 99 after an entry at 100). A gated strategy's exit
+    never goes below its approval's break-even: see ``test_rules_hold.py`` (issue 10), and the
+    gated half of this test below."""
     rows = [
         FLAT,
         (100.5, 101.0, 99.0, 100.0),  # entry fills at 100; exit decided at close 100
@@ -123,6 +127,13 @@ def test_maker_exit_keeps_working_until_it_trades_through() -> None:
     [trade] = result.trades
     assert trade.exit_price == 99.0
     assert trade.exit_time == bars(rows).time_at(3)
+    # The same bars, gated: the approved exit never follows the touch below break-even, so it
+    # never fills here (the last bar's high, 90, is far below 100.80).
+    gated = run_backtest(
+        GatedScript(entries=(0,), exits=(1,), move=0.05), bars(rows), BacktestConfig(fill="maker")
+    )
+    assert all(t.exit_reason != "signal" or t.profit >= 0 for t in gated.trades)
+    assert not [t for t in gated.trades if t.exit_price == 99.0]
 
 
 @pytest.mark.parametrize(
