@@ -729,8 +729,20 @@ def _fields_of(value: GoalThresholds | FeeSchedule) -> dict[str, Any]:
     return dict(_frozen_fields(value))
 
 
+#: Exact types ``_jsonable`` returns as they are (checked by ``type`` first: the record is built
+#: on the decision path, and the ABC ``isinstance`` chain below cost most of it).
+_PLAIN_TYPES: frozenset[type] = frozenset({type(None), bool, int, str})
+
+
 def _jsonable(value: object) -> object:
     """Turn a proposal field into something JSON can hold without losing what it was."""
+    kind = type(value)
+    if kind is float:
+        return value if math.isfinite(value) else repr(value)  # type: ignore[arg-type]
+    if kind in _PLAIN_TYPES:
+        return value
+    if kind is dict:
+        return {str(key): _jsonable(item) for key, item in value.items()}  # type: ignore[attr-defined]
     if value is None or isinstance(value, bool | int | str):
         return value
     if isinstance(value, float):
