@@ -34,6 +34,7 @@ def _answer(current: HardstopState, status: int = 200) -> Response:
         raised_at=current.raised_at,
         cleared_at=current.cleared_at,
         cleared_by=current.cleared_by,
+        flatten=current.flatten,
     )
     return Response(body.model_dump_json(), status=status, mimetype="application/json")
 
@@ -41,13 +42,18 @@ def _answer(current: HardstopState, status: int = 200) -> Response:
 def _reason(*, required: bool = True) -> str:
     """The reason from the JSON body; for a clear (``required=False``) the body is optional and
     ``?reason=`` (validated the same way) or a default stands in for it."""
+    return _request(required=required)[0]
+
+
+def _request(*, required: bool = True) -> tuple[str, bool]:
+    """The reason and the ``flatten`` flag of the JSON body (see ``_reason``)."""
     if not required:
         try:
             query = HardstopClearQuery.model_validate(request.args.to_dict())
         except ValidationError as exc:
             raise validation_error(exc) from None
         if not request.get_data(cache=True):
-            return (query.reason or "").strip() or "cleared by the operator via the API"
+            return (query.reason or "").strip() or "cleared by the operator via the API", False
     if not request.mimetype or not (
         request.mimetype == "application/json" or request.mimetype.endswith("+json")
     ):
@@ -59,7 +65,7 @@ def _reason(*, required: bool = True) -> str:
     reason = body.reason.strip()
     if not reason:  # pragma: no cover - the model refuses blank reasons already
         raise ApiError(422, "validation_error", "reason: must not be blank", "reason")
-    return reason
+    return reason, body.flatten
 
 
 @blueprint.get("/hardstop")
@@ -69,9 +75,9 @@ def hardstop_status() -> Response:
 
 @blueprint.post("/hardstop")
 def raise_hardstop() -> Response:
-    reason = _reason()
-    current = HardstopLatch(api_state().database).raise_(OPERATOR, reason)
-    _log.critical("hardstop_raised", source=OPERATOR, reason=reason, via="api")
+    reason, flatten = _request()
+    current = HardstopLatch(api_state().database).raise_(OPERATOR, reason, flatten=flatten)
+    _log.critical("hardstop_raised", source=OPERATOR, reason=reason, flatten=flatten, via="api")
     return _answer(current)
 
 

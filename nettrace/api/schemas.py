@@ -20,6 +20,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
     ValidationInfo,
     field_validator,
 )
@@ -221,6 +222,13 @@ class HardstopRequest(BaseModel):
         json_schema_extra=_REASON_SCHEMA,
         description="Why (kept in the HARDSTOP log). Not blank.",
     )
+    flatten: StrictBool = Field(
+        default=False,
+        description=(
+            "Raise only: also close every position at market (reason hardstop) instead of "
+            "keeping each position's protective stop. A clear ignores it."
+        ),
+    )
 
     @field_validator("reason")
     @classmethod
@@ -267,6 +275,7 @@ class HardstopResponse(BaseModel):
     raised_at: datetime | None = None
     cleared_at: datetime | None = None
     cleared_by: str | None = None
+    flatten: bool = Field(default=False, description="This raise closes every position at market.")
 
 
 class ErrorDetail(BaseModel):

@@ -56,6 +56,13 @@ def status(
     table.add_row("raised at", _when(current.raised_at))
     table.add_row("cleared at", _when(current.cleared_at))
     table.add_row("cleared by", current.cleared_by or "-")
+    if current.active:
+        table.add_row(
+            "positions",
+            "flattened at market"
+            if current.flatten
+            else "keep their protective stops (flattened if NETTRACE_HARDSTOP_ACTION=flatten)",
+        )
     out.print(table)
     if recent:
         log = Table("id", "at", "action", "source", "reason", title="Last events")

@@ -72,3 +72,15 @@ def test_unmigrated_database_is_one_line_exit_2(env: dict[str, str]) -> None:
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0
     assert "nettrace db upgrade" in result.stderr
+
+
+def test_a_raise_can_ask_to_flatten_every_position(migrated_env: dict[str, str]) -> None:
+    env = migrated_env
+    status = nettrace("hardstop", "raise", "--reason", "incident", env=env)
+    assert status.returncode == 0, status.stderr
+    assert "keep their protective stops" in nettrace("hardstop", "status", env=env).stdout
+    flatten = nettrace("hardstop", "raise", "--reason", "sell it all", "--flatten", env=env)
+    assert flatten.returncode == 0, flatten.stderr
+    assert "flattened at market" in flatten.stdout
+    assert "flattened at market" in nettrace("hardstop", "status", env=env).stdout
+    assert "--flatten" in nettrace("hardstop", "raise", "--help", env=env).stdout

@@ -117,3 +117,20 @@ def test_reasons_are_validated_as_the_document_says(migrated_db: Database) -> No
     assert cleared.status_code == 200, cleared.json
     assert cleared.json["status"] == "TRADING"
     assert HardstopLatch(migrated_db).events(1)[0].reason == "loss reviewed"
+
+
+def test_the_operator_can_ask_a_raise_to_flatten(migrated_db: Database) -> None:
+    """``{"flatten": true}`` is the API's ``nettrace hardstop raise --flatten`` (issue 10): the
+    latch carries it until the clear, and only a JSON boolean is taken for it."""
+    http = client(migrated_db, operator_token=OPERATOR)
+    wrong = http.post(URL, json={"reason": "x", "flatten": "yes"}, headers=bearer(OPERATOR))
+    assert wrong.status_code == 422
+    assert not HardstopLatch(migrated_db).state().active
+    raised = http.post(URL, json={"reason": "sell it all", "flatten": True},
+                       headers=bearer(OPERATOR))  # fmt: skip
+    assert raised.status_code == 200, raised.json
+    assert raised.json["flatten"] is True
+    assert HardstopLatch(migrated_db).state().flatten is True
+    cleared = http.delete(URL, json={"reason": "done"}, headers=bearer(OPERATOR))
+    assert cleared.status_code == 200
+    assert HardstopLatch(migrated_db).state().flatten is False
