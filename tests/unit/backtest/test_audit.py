@@ -21,24 +21,11 @@ from nettrace.backtest.audit import audit_backtest
 from nettrace.backtest.engine import BacktestConfig, run_backtest
 from nettrace.backtest.results import BacktestResult, TradeRecords
 from nettrace.domain.audit import AuditReport, BreachKind, Verdict
-from nettrace.market.candles import CandleKey, Candles, FloatArray
+from nettrace.market.candles import Candles, FloatArray
 from nettrace.strategies.base import Strategy, StrategySignals
+from tests.unit.backtest.test_engine import bars
 
-HOUR = 3_600_000
-
-# --- Helpers (as in test_engine.py: test modules do not import each other) ---------------------
-
-
-def bars(rows: list[tuple[float, float, float, float]], pair: str = "BTC/USD") -> Candles:
-    """Candles from (open, high, low, close) rows, one hour apart."""
-    data = np.array(rows, dtype=np.float64)
-    n = len(rows)
-    return Candles(
-        key=CandleKey("test", pair, "1h"),
-        timestamp=np.arange(n, dtype=np.int64) * HOUR + 1_700_000_000_000 // HOUR * HOUR,
-        open=data[:, 0].copy(), high=data[:, 1].copy(), low=data[:, 2].copy(),
-        close=data[:, 3].copy(), volume=np.ones(n),
-    )  # fmt: skip
+# ``bars`` is test_engine's; the scripted strategies below differ from its own on purpose.
 
 
 def _flags(n: int, at: tuple[int, ...]) -> np.ndarray:
