@@ -360,7 +360,7 @@ def _inputs_table(row: DecisionRow, *, gate: bool = True) -> Table:
         if row.exit_reason == "stop_loss":
             side = "exactly at (the stored stop)"
         table.add_row("approval binds the price", f"{side} {row.price_bound:.8g}", "-", "")
-    if row.side == "BUY" and row.stop_price is not None:
+    if row.approved and row.side == "BUY" and row.stop_price is not None:
         table.add_row("stop stored with the entry", f"{row.stop_price:.8g}", "-", "")
     return table
 
