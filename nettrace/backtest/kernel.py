@@ -203,34 +203,19 @@ def run(
             if np.isnan(o) or pending[j, 1] == 0 or pos[j, 0] <= 0.0:
                 continue
             bound = pos[j, POS_EXIT_BOUND]  # NaN: unbound (an ungated research baseline)
-            if not maker:
-                price = o
-                if bound > 0.0 and o < bound:
-                    # A limit at max(bound, open): rests at the bound, filled if traded through.
-                    if not high[t, j] > bound:
-                        continue
-                    price = bound
-                _close_position(
-                    j,
-                    t,
-                    price,
-                    fees[FEE_EXIT],
-                    EXIT_SIGNAL,
-                    cash,
-                    pos,
-                    pos_bar,
-                    trades_f,
-                    trades_i,
-                    n_trades,
-                )
-                pending[j, 1] = 0
-                continue
             limit = pending_f[j, P_LIMIT]
-            if o < limit and high[t, j] > limit:
+            if maker:  # a post-only limit: fills only when traded through, never crossing
+                fill = limit if o < limit and high[t, j] > limit else np.nan
+            elif bound > 0.0 and o < bound:
+                # A limit at max(bound, open): rests at the bound, filled if traded through.
+                fill = bound if high[t, j] > bound else np.nan
+            else:
+                fill = o
+            if not np.isnan(fill):
                 _close_position(
                     j,
                     t,
-                    limit,
+                    fill,
                     fees[FEE_EXIT],
                     EXIT_SIGNAL,
                     cash,
@@ -242,6 +227,8 @@ def run(
                 )
                 pending[j, 1] = 0
                 continue
+            if not maker:
+                continue  # the next-open limit keeps resting at its bound
             # Not filled: post-only rejected it at the open (a sell at or below the bid would
             # cross), or it never traded through. Reprice at the new near touch under a new
             # attempt -- never below the approval's bound -- or give up after ``max_reprices``.
