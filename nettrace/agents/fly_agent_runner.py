@@ -30,12 +30,18 @@ if TYPE_CHECKING:
     from nettrace.config.settings import Settings
     from nettrace.scouts.stream import StreamFeed
 
-#: DESIGN §1: the primary's agents, in start order.
+#: DESIGN §1: the primary's agents, in start order: its API first (scouts push to it), then
+#: the trading loop (``sniper``), then the agents of the WARM/HOT pipeline (placeholders).
 PRIMARY_AGENTS: Final[tuple[str, ...]] = (
+    "api",
     "sniper",
     "meta_engine",
     "advanced_team",
     "capital_allocator",
+)
+#: The primary's agents that do not exist yet: they run as named placeholders.
+PLACEHOLDER_AGENTS: Final[frozenset[str]] = frozenset(
+    {"meta_engine", "advanced_team", "capital_allocator"}
 )
 MONITOR_PREFIX: Final = "exchange_monitor:"
 PRIMARY_URL_ENV: Final = "NETTRACE_PRIMARY_URL"
@@ -102,7 +108,8 @@ class FlyAgentRunner:
 
     ``region`` defaults to ``$FLY_REGION``, then to the settings' region; ``regions`` to the
     table from ``load_regions()``. ``agent_factory`` builds the agent objects (tests inject
-    their own); by default the primary gets placeholders and a scout its exchange monitors
+    their own); by default the primary gets its API and trading loop
+    (``agents.primary_trader``) and placeholders for the rest, a scout its exchange monitors
     plus the outbox pusher. Raises ``UnknownRegionError`` for a region not in the table.
     """
 
@@ -209,11 +216,25 @@ def _resolve_region(region: str | None, env: Mapping[str, str]) -> str:
 
 
 def _default_agents(runner: FlyAgentRunner) -> list[Agent]:
-    if runner.is_primary:
-        return [PlaceholderAgent(name, runner.region) for name in PRIMARY_AGENTS]
     from nettrace.config.settings import load_settings
 
-    return _scout_agents(runner, load_settings())
+    settings = load_settings()
+    if runner.is_primary:
+        return _primary_agents(runner, settings)
+    return _scout_agents(runner, settings)
+
+
+def _primary_agents(runner: FlyAgentRunner, settings: Settings) -> list[Agent]:
+    from nettrace.agents.primary_trader import primary_agents
+
+    try:
+        real: dict[str, Agent] = {a.name: a for a in primary_agents(settings, runner._env)}
+    except ValueError as exc:
+        raise RunnerConfigError(str(exc)) from None
+    return [
+        real[name] if name in real else PlaceholderAgent(name, runner.region)
+        for name in PRIMARY_AGENTS
+    ]
 
 
 def _scout_agents(runner: FlyAgentRunner, settings: Settings) -> list[Agent]:

@@ -5,7 +5,12 @@ backtest runs, so a paper replay decides exactly as ``nettrace backtest`` does. 
 (order-book imbalance, divergence, latency) are the scouts' pushes, read from the cross-region
 store: only fresh signals of regions that are not stale count (``store.signals.live_signals``).
 When scouts have spoken for the symbol their votes join the candle votes in the same
-``signals.aggregate`` call; when none have, the bar's signals are the strategy's own.
+``signals.aggregate`` call; when none have, the bar's signals are the strategy's own. A scout's
+HOLD (signal 7's risk-off: a venue answering far slower than usual) takes no side but opposes
+buys there (``aggregate(risk_off=...)``): it lowers an entry's confidence, and a strong one
+blocks an entry the candles alone would take. ``now`` is the moment the scouts are read at: the
+wall clock live, the bar's scheduled time in a paced replay (``agents.scout_source``), so the
+stored decision says which signals it heard and how old each was.
 
 Candle signals are computed over the whole history each time a bar closes. For a replay the
 history is known in advance, so they are computed once and read bar by bar: the look-ahead
@@ -34,6 +39,7 @@ __all__ = ["BarView", "ScoutSource", "SniperAgent"]
 ScoutSource = Callable[[str, datetime], Sequence[SignalRecord]]
 
 _DIRECTION = {"BUY": 1, "SELL": -1}
+_RISK_OFF = "HOLD"
 
 
 @dataclass(frozen=True)
@@ -53,6 +59,8 @@ class BarView:
     scouts: tuple[SignalRecord, ...] = ()
     #: Each candle generator's weight at this bar (its track record); empty when fixed.
     weights: Mapping[str, float] = field(default_factory=dict)
+    #: When the scouts were read (``None``: they were not).
+    heard_at: datetime | None = None
 
     @property
     def wants_entry(self) -> bool:
@@ -63,21 +71,32 @@ class BarView:
         return bool(self.signals.exit[self.row])
 
     def context(self) -> dict[str, object]:
-        return {
+        context: dict[str, object] = {
             "bar_ts_ms": self.ts_ms,
             "price": self.close,
             "votes": {name: round(v, 6) for name, v in self.votes.items()},
             "weights": {name: round(w, 4) for name, w in self.weights.items()},
             "scouts": [
                 {
+                    "id": s.id,
                     "source": s.source,
                     "region": s.source_region,
+                    "exchange": s.exchange,
                     "side": s.side,
                     "confidence": s.confidence,
+                    "ts": s.ts.isoformat(timespec="milliseconds"),
+                    "age_s": (
+                        None
+                        if self.heard_at is None
+                        else round((self.heard_at - s.ts).total_seconds(), 3)
+                    ),
                 }
                 for s in self.scouts
             ],
         }
+        if self.heard_at is not None:
+            context["scouts_heard_at"] = self.heard_at.isoformat(timespec="milliseconds")
+        return context
 
 
 class SniperAgent:
@@ -114,10 +133,20 @@ class SniperAgent:
         weights = {name: float(col[row]) for name, col in self._weights[symbol].items()}
         signals = self._signals[symbol]
         records: tuple[SignalRecord, ...] = ()
+        heard_at = None
         if self._scouts is not None and now is not None:
-            records = tuple(s for s in self._scouts(symbol, now) if s.side in _DIRECTION)
+            heard_at = now
+            records = _newest_opinions(self._scouts(symbol, now))
         view = BarView(
-            symbol, row, ts_ms, float(candles.close[row]), signals, votes, records, weights
+            symbol,
+            row,
+            ts_ms,
+            float(candles.close[row]),
+            signals,
+            votes,
+            records,
+            weights,
+            heard_at,
         )
         return self._with_scouts(view) if records else view
 
@@ -147,17 +176,11 @@ class SniperAgent:
             )
             for name, vote in view.votes.items()
         ]
-        outputs += [
-            GeneratorOutput(
-                s.source,
-                np.array([_DIRECTION[s.side]], dtype=np.int8),
-                np.array([min(max(s.confidence, 0.0), 1.0)], dtype=np.float64),
-            )
-            for s in view.scouts
-        ]
+        outputs += [_output(s, _DIRECTION[s.side]) for s in view.scouts if s.side in _DIRECTION]
+        risk_off = [_output(s, 0) for s in view.scouts if s.side == _RISK_OFF]
         weights: dict[str, float] = dict(getattr(self.strategy, "weights", {}) or {})
         weights.update(view.weights)  # this bar's track record, when the strategy keeps one
-        agg = aggregate(outputs, weights)
+        agg = aggregate(outputs, weights, risk_off=risk_off)
         base, r = view.signals, view.row
 
         def one(values: np.ndarray | None) -> np.ndarray | None:
@@ -173,5 +196,41 @@ class SniperAgent:
             atr=one(base.atr),
         )
         return BarView(
-            view.symbol, 0, view.ts_ms, view.close, merged, view.votes, view.scouts, view.weights
+            view.symbol,
+            0,
+            view.ts_ms,
+            view.close,
+            merged,
+            view.votes,
+            view.scouts,
+            view.weights,
+            view.heard_at,
         )
+
+
+def _newest_opinions(signals: Sequence[SignalRecord]) -> tuple[SignalRecord, ...]:
+    """Each scout generator's newest opinion per venue, oldest polls dropped.
+
+    A scout re-polls every few seconds and each signal lives for its ttl, so one generator on
+    one venue has many fresh signals at once; only its latest is what it thinks now (an
+    older BUY the same generator has since turned into a SELL must not vote too). Ties on
+    ``ts`` keep the lowest id, so the choice never depends on the order rows came back in.
+    """
+    newest: dict[tuple[str, str, str], SignalRecord] = {}
+    for s in signals:
+        if not (s.side in _DIRECTION or (s.side == _RISK_OFF and s.confidence > 0.0)):
+            continue
+        key = (s.source_region, s.exchange, s.source)
+        held = newest.get(key)
+        if held is None or (s.ts, held.id) > (held.ts, s.id):
+            newest[key] = s
+    return tuple(sorted(newest.values(), key=lambda s: (s.source_region, s.exchange, s.source)))
+
+
+def _output(signal: SignalRecord, direction: int) -> GeneratorOutput:
+    """One scout signal as a one-bar generator output named by its generator (``source``)."""
+    return GeneratorOutput(
+        signal.source,
+        np.array([direction], dtype=np.int8),
+        np.array([min(max(signal.confidence, 0.0), 1.0)], dtype=np.float64),
+    )

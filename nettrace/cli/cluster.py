@@ -4,8 +4,12 @@ Why: the signal path -- scouts measuring venues, pushing through their outboxes,
 storing and serving cross-region views -- only proves itself with separate processes talking
 HTTP. ``up`` starts them the way Fly would, one process per region, all on 127.0.0.1:
 
-- the primary (``ewr``): ``nettrace serve`` on its own SQLite database under the cluster folder,
-  migrated first (the same ``upgrade`` as ``nettrace db upgrade``);
+- the primary (``ewr``): ``python -m nettrace.agents.fly_agent_runner`` as Fly runs it, on its
+  own SQLite database under the cluster folder, migrated first (the same ``upgrade`` as
+  ``nettrace db upgrade``). Its agents are the API (``nettrace serve``) and the trading loop,
+  paper, on a replay of ``--symbol`` on the scouts' replay clock, hearing their pushes
+  (``agents.primary_trader``); the clock starts ``--warm-up`` bars into the file so the
+  signals have history from the first bar traded;
 - one scout per region (default ``lhr``, ``nrt``, ``sin``):
   ``python -m nettrace.agents.fly_agent_runner`` with its own ``FLY_REGION``, data folder (its
   outbox), a bearer token issued for it in the cluster's database (the same ``TokenStore.issue``
@@ -38,6 +42,12 @@ from typing import Annotated, Any, Final
 import typer
 from rich.table import Table
 
+from nettrace.agents.primary_trader import (
+    API_HOST_ENV,
+    API_PORT_ENV,
+    TRADE_SYMBOL_ENV,
+    read_plan,
+)
 from nettrace.cli.context import CliError, CliState, state
 
 STATE_VERSION: Final = 1
@@ -301,6 +311,12 @@ def up(
         ),
     ] = "replay",
     speed: Annotated[float, typer.Option(help="Replay seconds per wall second.", min=0.001)] = 60.0,
+    symbol: Annotated[
+        str, typer.Option(help="The pair the primary trades (paper, on the replay).")
+    ] = "BTC/USD",
+    warm_up: Annotated[
+        int, typer.Option(help="Bars of the traded file replayed before the clock starts.", min=0)
+    ] = 300,
 ) -> None:
     """Start the primary and the scouts as detached processes and record them.
 
@@ -339,9 +355,17 @@ def up(
     regions = _scout_list(scouts, primary, known)
     feed_env = {SCOUT_FEED_ENV: feed, REPLAY_SPEED_ENV: repr(speed), REPLAY_ANCHOR_ENV: ""}
     try:
-        feed_from_env(feed_env)
+        replay = feed_from_env(feed_env)
     except ValueError as exc:
         raise CliError(f"--feed/--speed: {exc}") from None
+    # One replay clock for every process, started ``warm_up`` bars of the traded file ago.
+    anchor = time.time()
+    if replay is not None:
+        from nettrace.market.candles import timeframe_ms
+        from nettrace.market.replay import load_replay_source
+
+        traded = load_replay_source(symbol, replay.data_dir).candles
+        anchor -= warm_up * timeframe_ms(traded.key.timeframe) / 1000.0 / speed
     if port is None:
         port = _free_port()
     elif _port_in_use(port):
@@ -358,35 +382,29 @@ def up(
     try:
         primary_env = {
             **base,
+            **feed_env,
+            REPLAY_ANCHOR_ENV: f"{anchor:.3f}",
             "FLY_REGION": primary,
             "DATABASE_URL": database_url,
             "NETTRACE_DATA_DIR": str(root / primary),
+            API_HOST_ENV: LOCALHOST,
+            API_PORT_ENV: str(port),
+            TRADE_SYMBOL_ENV: symbol,
         }
-        serve = [
-            sys.executable,
-            "-m",
-            "nettrace",
-            "serve",
-            "--host",
-            LOCALHOST,
-            "--port",
-            str(port),
-        ]
-        started.append(_spawn(primary, "primary", serve, primary_env, logs / f"{primary}.log"))
+        runner = [sys.executable, "-m", "nettrace.agents.fly_agent_runner"]
+        started.append(_spawn(primary, "primary", runner, primary_env, logs / f"{primary}.log"))
         _wait_healthy(url, started[0], PRIMARY_START_TIMEOUT_S)
-        anchor = f"{time.time():.3f}"  # one replay clock for every scout
         for region in regions:
             scout_env = {
                 **base,
                 **feed_env,
-                REPLAY_ANCHOR_ENV: anchor,
+                REPLAY_ANCHOR_ENV: f"{anchor:.3f}",
                 "FLY_REGION": region,
                 "NETTRACE_DATA_DIR": str(root / region),
                 "NETTRACE_PRIMARY_URL": url,
                 "NETTRACE_SCOUT_TOKEN": tokens[region],
             }
             scout_env.pop("DATABASE_URL", None)  # a scout has an outbox, not a database
-            runner = [sys.executable, "-m", "nettrace.agents.fly_agent_runner"]
             started.append(_spawn(region, "scout", runner, scout_env, logs / f"{region}.log"))
         cluster = ClusterState(
             started_at=datetime.now(UTC).isoformat(timespec="seconds"),
@@ -498,6 +516,70 @@ def cluster_status(cluster: ClusterState) -> tuple[list[RegionStatus], str]:
     return rows, problem
 
 
+@dataclass(frozen=True)
+class TradingStatus:
+    """What the primary's trading loop has done, read from the cluster's database."""
+
+    plan: dict[str, Any] | None
+    decisions: int
+    approved: int
+    orders: dict[str, int]
+    round_trips: int
+    last_decision: dict[str, Any] | None
+    problem: str = ""
+
+
+def trading_status(cluster: ClusterState, root: Path) -> TradingStatus:
+    """Decisions, orders and the newest decision with the scouts it heard (fail soft)."""
+    from sqlalchemy import func, select
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from nettrace.store.database import Database
+    from nettrace.store.models import DecisionRow, OrderRow
+
+    primary = next((p.region for p in cluster.processes if p.role == "primary"), "ewr")
+    plan = read_plan(root / primary)
+    database = Database(cluster.database_url)
+    try:
+        with database.session() as session:
+            decisions = int(session.scalar(select(func.count()).select_from(DecisionRow)) or 0)
+            approved = int(
+                session.scalar(
+                    select(func.count()).select_from(DecisionRow).where(DecisionRow.approved)
+                )
+                or 0
+            )
+            orders = {
+                str(state): int(n)
+                for state, n in session.execute(
+                    select(OrderRow.state, func.count()).group_by(OrderRow.state)
+                )
+            }
+            newest = session.scalars(
+                select(DecisionRow).order_by(DecisionRow.decided_at.desc()).limit(1)
+            ).first()
+            last = None
+            if newest is not None:
+                context = dict(newest.inputs.get("context") or {})
+                last = {
+                    "decided_at": newest.decided_at.isoformat(),
+                    "symbol": newest.symbol,
+                    "side": newest.side,
+                    "approved": newest.approved,
+                    "confidence": newest.confidence,
+                    "signal_count": newest.signal_count,
+                    "scouts": context.get("scouts") or [],
+                }
+        from nettrace.store.fills import FillStore
+
+        round_trips = sum(1 for f in FillStore(database).all_fills() if f.side.value == "SELL")
+    except SQLAlchemyError as exc:
+        return TradingStatus(plan, 0, 0, {}, 0, None, f"cluster database: {type(exc).__name__}")
+    finally:
+        database.dispose()
+    return TradingStatus(plan, decisions, approved, orders, round_trips, last)
+
+
 @app.command()
 def status(
     ctx: typer.Context,
@@ -517,12 +599,14 @@ def status(
     healthy = not problem and all(
         row.alive and (row.role != "scout" or row.stale is False) for row in rows
     )
+    trading = trading_status(cluster, cluster_dir(cli))
     if as_json:
         payload = {
             "primary_url": cluster.primary_url,
             "healthy": healthy,
             "problem": problem or None,
             "regions": [asdict(row) for row in rows],
+            "trading": asdict(trading),
         }
         typer.echo(json.dumps(payload, indent=2))
     else:
@@ -544,7 +628,48 @@ def status(
         cli.out.print(table)
         if problem:
             cli.out.print(f"[red]{problem}[/red]")
+        _print_trading(cli, cluster, trading)
     raise typer.Exit(0 if healthy else 1)
+
+
+def _print_trading(cli: CliState, cluster: ClusterState, trading: TradingStatus) -> None:
+    out = cli.out
+    plan = trading.plan
+    if plan is None:
+        out.print("Trading: the primary has not started its trading loop (see its log).")
+        return
+    out.print(
+        f"Trading (paper): {plan.get('symbol')} on a replay of {plan.get('file')} "
+        f"at {plan.get('speed')}x; {trading.decisions} decisions ({trading.approved} approved), "
+        f"orders {', '.join(f'{k} {v}' for k, v in sorted(trading.orders.items())) or 'none'}, "
+        f"{trading.round_trips} exit fill(s)."
+    )
+    last = trading.last_decision
+    if last is not None:
+        heard = ", ".join(
+            f"{s.get('region')}:{s.get('source')} {s.get('side')} {s.get('confidence', 0):.2f}"
+            for s in last["scouts"]
+        )
+        out.print(
+            f"  newest decision {last['decided_at']} {last['side']} "
+            f"{'approved' if last['approved'] else 'refused'} (confidence "
+            f"{(last['confidence'] or 0):.2f}, {last['signal_count']} agreeing); scouts heard: "
+            f"{heard or 'none'}"
+        )
+    out.print(
+        f"  replay it: nettrace run --replay {plan.get('file')} --start "
+        f"{_iso_ms(plan.get('start_ms'))} --anchor {plan.get('anchor')} "
+        f"--speed {plan.get('speed')} "
+        f"--scouts-from {cluster.database_url}"
+    )
+    if trading.problem:
+        out.print(f"[red]{trading.problem}[/red]")
+
+
+def _iso_ms(ms: Any) -> str:
+    if not isinstance(ms, int):
+        return "?"
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M")
 
 
 # -- down -----------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ one line otherwise.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import os
@@ -29,7 +30,10 @@ from nettrace.market.validation import CandleDataError
 
 if TYPE_CHECKING:
     from nettrace.agents.quant_engine import QuantEngine, Tick
+    from nettrace.agents.scout_source import ScoutClock
+    from nettrace.agents.trading_loop import PaperSession
     from nettrace.execution.paper import Bar, PaperExchange
+    from nettrace.store.database import Database
 
 #: Paper fault injection for crash tests: the process kills itself (SIGKILL) right after the
 #: paper exchange accepted this many orders, before the engine stores the acknowledgement.
@@ -101,6 +105,35 @@ def run(
     max_bars: Annotated[
         int | None, typer.Option(help="Live feed: stop after this many new bars (default: Ctrl-C).")
     ] = None,
+    scouts: Annotated[
+        bool | None,
+        typer.Option(
+            "--scouts/--no-scouts",
+            help="Hear the scouts' signals (5-7) from this database's cross-region store. "
+            "Default: on for a live feed and a paced replay (--speed N), off for --speed max "
+            "(with --scouts it reads them at each bar's own close).",
+        ),
+    ] = None,
+    scouts_from: Annotated[
+        str | None,
+        typer.Option(
+            help="Hear the scouts from this database URL instead (a recorded run's, e.g. a "
+            "cluster's primary.db); orders and decisions still go to the configured one.",
+        ),
+    ] = None,
+    start: Annotated[
+        str | None,
+        typer.Option(
+            help="Replay: first bar to trade (ISO time, UTC); earlier bars are history only."
+        ),
+    ] = None,
+    anchor: Annotated[
+        float | None,
+        typer.Option(
+            help="Paced replay: epoch seconds at which the first traded bar was decided "
+            "(replays a recorded run: every moment is past, so it runs flat out).",
+        ),
+    ] = None,
     quiet: Annotated[bool, typer.Option(help="Only the summary, no event lines.")] = False,
     export: Annotated[
         Path | None, typer.Option(help="Write the summary, fingerprint and trades as JSON here.")
@@ -111,8 +144,14 @@ def run(
     Every order is stored with its approval before it is sent; HARDSTOP halts everything.
     Only the primary region (PRIMARY_REGION, default ewr) may run this.
 
+    The scouts' signals join the decision at each bar's moment: live, now; in a replay at
+    --speed N, the bar's scheduled time (--anchor pins the schedule of a recorded run, e.g.
+    the one `nettrace cluster up` printed, so the replay hears exactly what it heard).
+
     Examples:
       nettrace run --paper --replay ../shared/data/bitstamp_BTC-USD_1d.parquet --speed max
+      nettrace run --replay ../shared/data/coinbase_BTC-USD_1h.parquet --speed 3600 \\
+        --start 2019-01-10T00:00 --anchor 1764700000
       nettrace run --replay BTC-USD_5m.parquet --speed 60 --account paper.json
       nettrace run --paper --exchange kraken --symbol BTC/USD --timeframe 5m
       NETTRACE_KRAKEN_API_KEY=... NETTRACE_KRAKEN_SECRET=... \\
@@ -149,41 +188,62 @@ def run(
             f"region {settings.region!r} is not the primary region {settings.primary_region!r}: "
             "only the primary trades (set FLY_REGION / PRIMARY_REGION)"
         )
+    start_ms = _start_ms(start, candles) if start is not None else None
+    if anchor is not None and (feed is not None or pace is None):
+        raise CliError("--anchor needs --replay and --speed N (it pins a paced replay's clock)")
+    hear = (
+        scouts
+        if scouts is not None
+        else (feed is not None or pace is not None or scouts_from is not None)
+    )
+    if scouts is False and scouts_from is not None:
+        raise CliError("--no-scouts and --scouts-from contradict each other")
     venue = candles.key.exchange
     pair = candles.key.pair
     path = account or settings.data_dir / "paper" / f"{venue}_{pair.replace('/', '-')}.json"
-    if reset and path.exists():
-        path.unlink()
-    path.parent.mkdir(parents=True, exist_ok=True)
 
-    from nettrace.agents.quant_engine import EngineConfig, QuantEngine
-    from nettrace.agents.sniper import SniperAgent
-    from nettrace.execution.paper import PaperExchange
+    from nettrace.agents.scout_source import ScoutClock, StoredScouts
+    from nettrace.agents.trading_loop import bars_of, open_paper_session
 
-    quote = pair.split("/")[1]
-    resumed = path.exists()
-    paper_exchange = PaperExchange(
-        name=f"paper:{venue}", fees=settings.fees(venue), initial_balances={quote: cash},
-        state_path=path, max_volume_share=max_volume_share,
-        kill_after_orders=_kill_after_orders(),
-    )  # fmt: skip
-    agent = SniperAgent()
-    with st.out.status("computing the sniper's signals over the history..."):
-        agent.load(candles)
+    _ensure_schema(ctx, st)
     # The loop checkpoints a SQLite WAL itself, between ticks (see Database.checkpoint).
-    with open_database(
-        ctx, "the order and decision tables", checkpoint_on_commit=False
-    ) as database:
-        engine = QuantEngine(
-            settings=settings, database=database, exchange=paper_exchange, sniper=agent,
-            config=EngineConfig(symbols=(pair,), exchange=venue, quote_currency=quote),
-            handoff_path=settings.handoff_path, replay_clock=feed is None,
-        )  # fmt: skip
-        start_ms = paper_exchange.last_bar_ms(pair)
+    with (
+        open_database(ctx, "the order and decision tables", checkpoint_on_commit=False) as database,
+        _scout_database(scouts_from, database) as heard_from,
+    ):
+        if reset and path.exists():
+            path.unlink()
+        source = (
+            StoredScouts(
+                heard_from,
+                stale_after_s=settings.api_stale_after_s,
+                max_ttl_s=settings.api_max_ttl_s,
+            )
+            if hear
+            else None
+        )
+        with st.out.status("computing the sniper's signals over the history..."):
+            session = open_paper_session(
+                settings, database, candles, account_path=path, cash=cash, scouts=source,
+                max_volume_share=max_volume_share, kill_after_orders=_kill_after_orders(),
+                replay_clock=feed is None,
+            )  # fmt: skip
+        paper_exchange = session.exchange
+        last_ms = paper_exchange.last_bar_ms(pair)
+        if start_ms is None:
+            start_ms = last_ms  # matched before a restart; the last one is ticked again
         st.out.print(
-            f"{'resuming' if resumed else 'new'} paper account {path} "
+            f"{'resuming' if session.resumed else 'new'} paper account {path} "
             f"({', '.join(f'{k} {v:,.8g}' for k, v in paper_exchange.fetch_balance().items())})"
-            + (f"; continuing after {_iso(start_ms)}" if start_ms is not None else "")
+            + (f"; last bar matched {_iso(last_ms)}" if last_ms is not None else "")
+        )
+        st.out.print(
+            "scouts: "
+            + (
+                f"heard from {heard_from.display()}'s cross-region store"
+                if hear
+                else "not heard (candles alone; --scouts to hear them)"
+            )
         )
         if candles.synthetic:
             st.out.print("[bold yellow]SYNTHETIC DATA: these candles were generated.[/]")
@@ -192,8 +252,21 @@ def run(
         # documented use of gc.freeze for long-lived processes).
         gc.collect()
         gc.freeze()
+        engine = session.engine
         if feed is None:
-            summary = _replay(engine, paper_exchange, candles, start_ms, pace, quiet, st.out)
+            bars = list(bars_of(candles, start_ms))
+            clock = None
+            if bars and pace is not None:
+                first_close = bars[0].ts_ms + timeframe_ms(candles.key.timeframe)
+                clock = ScoutClock(time.time() if anchor is None else anchor, first_close, pace)
+            elif hear:
+                clock = ScoutClock.at_bar_close()
+            if clock is not None and pace is not None:
+                st.out.print(
+                    f"clock: bar closing {_iso(clock.origin_ms)} decided at epoch "
+                    f"{clock.anchor_s:.3f}, {clock.speed:g} market s per s"
+                )
+            summary = _replay(session, bars, clock, pace is not None, quiet, st.out)
         else:
             summary = run_live(engine, paper_exchange, feed, poll, max_bars, quiet, st.out)
     _print_summary(st.out, summary)
@@ -203,6 +276,88 @@ def run(
         except OSError as exc:
             raise CliError(f"cannot write {export}: {exc.strerror}") from None
         st.out.print(f"exported to {export}")
+
+
+@contextlib.contextmanager
+def _scout_database(url: str | None, default: Database) -> Iterator[Database]:
+    """The database the scouts are heard from: ``default`` or the one at ``url`` (read only)."""
+    if url is None:
+        yield default
+        return
+    from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+
+    from nettrace.store.database import Database
+    from nettrace.store.signals import SignalStore
+
+    try:
+        other = Database(url)
+    except (ArgumentError, SQLAlchemyError, ValueError) as exc:
+        raise CliError(f"--scouts-from: cannot open {url!r}: {exc}") from None
+    try:
+        try:
+            SignalStore(other).count()
+        except SQLAlchemyError as exc:
+            text = str(getattr(exc, "orig", exc)).strip().splitlines()
+            raise CliError(
+                f"--scouts-from: {other.display()} has no readable signals table "
+                f"({text[0] if text else type(exc).__name__})"
+            ) from None
+        yield other
+    finally:
+        other.dispose()
+
+
+def _ensure_schema(ctx: typer.Context, st: Any) -> None:
+    """Before anything is written: the database answers and is migrated.
+
+    The default SQLite file (no DATABASE_URL) is this machine's own: it is migrated here, with
+    one line saying so. A configured database is the operator's: it is never changed
+    implicitly, so an unmigrated one is refused with the command that migrates it.
+    """
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from nettrace.store.migrate import current_revision, head_revision, upgrade
+
+    settings = st.settings
+    url = settings.resolved_database_url()
+    try:
+        current = current_revision(url)
+        if current == head_revision():
+            return
+        if settings.database_url is None:
+            settings.data_dir.expanduser().mkdir(parents=True, exist_ok=True)
+            upgrade(url)
+            st.out.print(f"migrated {settings.database_display()} to the current schema")
+            return
+    except (SQLAlchemyError, OSError) as exc:
+        text = str(getattr(exc, "orig", exc) or exc).strip().splitlines()
+        raise CliError(
+            f"cannot use {settings.database_display()}: {text[0] if text else type(exc).__name__}"
+        ) from None
+    raise CliError(
+        f"{settings.database_display()} is not migrated to the current schema "
+        f"(it is at {current or 'nothing'}): run `nettrace db upgrade`"
+    )
+
+
+def _start_ms(text: str, candles: Candles) -> int:
+    from datetime import UTC, datetime
+
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise CliError(
+            f"--start must be an ISO time such as 2024-01-31T12:00, got {text!r}"
+        ) from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    ms = int(when.timestamp() * 1000)
+    if not candles.timestamp[0] <= ms <= candles.timestamp[-1]:
+        raise CliError(
+            f"--start {text} is outside the file ({_iso(int(candles.timestamp[0]))} to "
+            f"{_iso(int(candles.timestamp[-1]))})"
+        )
+    return ms
 
 
 def _live_feed(exchange: str, symbol: str, timeframe: str) -> LiveCandles:
@@ -238,12 +393,15 @@ def run_live(
     sleep: Any = time.sleep,
 ) -> dict[str, Any]:
     """Tick on every bar that closes, until ``max_bars`` new ones or Ctrl-C."""
+    from datetime import UTC, datetime
+
     import ccxt
 
     from nettrace.execution.paper import Bar
 
     counts: dict[str, int] = {}
     last: Tick | None = None
+    first_ms: int | None = None
     seen = 0
     try:
         while max_bars is None or seen < max_bars:
@@ -257,8 +415,11 @@ def run_live(
             for row in rows:
                 bar = Bar(feed.key.pair, int(row[0]), *row[1:6])
                 exchange.on_bar(bar)
-                last = engine.on_bar(bar)
+                # Live, a bar's scouts are the ones fresh now (the sniper ignores ``now``
+                # when it hears none).
+                last = engine.on_bar(bar, datetime.now(UTC))
                 _show(last, counts, quiet, out)
+                first_ms = bar.ts_ms if first_ms is None else first_ms
                 seen += 1
                 if max_bars is not None and seen >= max_bars:
                     break
@@ -266,7 +427,9 @@ def run_live(
                 sleep(poll_s)
     except KeyboardInterrupt:
         out.print("stopped (Ctrl-C)")
-    return _summary(engine, feed.key, seen, last, counts)
+    finally:
+        exchange.flush()
+    return _summary(engine, feed.key, seen, last, counts, first_ms)
 
 
 def _show(tick: Tick, counts: dict[str, int], quiet: bool, out: Any) -> None:
@@ -329,67 +492,79 @@ def _candles(path: Path) -> Candles:
     return candles
 
 
-def _bars(candles: Candles, start_ms: int | None) -> Iterator[Bar]:
-    from nettrace.execution.paper import Bar
-
-    pair = candles.key.pair
-    for i in range(len(candles)):
-        ts = int(candles.timestamp[i])
-        if start_ms is not None and ts < start_ms:
-            continue  # matched before a restart; the last one is ticked again (idempotent)
-        yield Bar(
-            pair, ts, float(candles.open[i]), float(candles.high[i]), float(candles.low[i]),
-            float(candles.close[i]), float(candles.volume[i]),
-        )  # fmt: skip
-
-
 def _replay(
-    engine: QuantEngine,
-    exchange: PaperExchange,
-    candles: Candles,
-    start_ms: int | None,
-    pace: float | None,
+    session: PaperSession,
+    bars: list[Bar],
+    clock: ScoutClock | None,
+    pace: bool,
     quiet: bool,
     out: Any,
 ) -> dict[str, Any]:
-    bars = list(_bars(candles, start_ms))
-    step_s = timeframe_ms(candles.key.timeframe) / 1000 / pace if pace else 0.0
+    from nettrace.agents.trading_loop import replay_bars
+
+    candles = session.candles
     counts: dict[str, int] = {}
-    last: Tick | None = None
     with Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
         TextColumn("equity {task.fields[equity]}"), TimeElapsedColumn(),
         console=out, transient=True, disable=quiet,
     ) as progress:  # fmt: skip
         task = progress.add_task(f"replaying {candles.key}", total=len(bars), equity="-")
-        for bar in bars:
-            exchange.on_bar(bar)
-            last = engine.on_bar(bar)
-            _show(last, counts, quiet, out)
-            progress.update(task, advance=1, equity=f"{last.equity:,.2f}")
-            if step_s:
-                time.sleep(step_s)
-    return _summary(engine, candles.key, len(bars), last, counts)
+
+        def shown(tick: Tick) -> None:
+            _show(tick, counts, quiet, out)
+            progress.update(task, advance=1, equity=f"{tick.equity:,.2f}")
+
+        result = replay_bars(session, bars, clock=clock, pace=pace, on_tick=shown)
+    if result.interrupted:
+        out.print("stopped (Ctrl-C)")
+    summary = _summary(
+        session.engine, candles.key, result.bars, result.last, counts, result.first_ms
+    )
+    if clock is not None:
+        summary["clock"] = {
+            "anchor": clock.anchor_s,
+            "origin_ms": clock.origin_ms,
+            "speed": clock.speed,
+        }
+    return summary
 
 
 def _summary(
-    engine: QuantEngine, key: CandleKey, bars: int, last: Tick | None, counts: dict[str, int]
+    engine: QuantEngine,
+    key: CandleKey,
+    bars: int,
+    last: Tick | None,
+    counts: dict[str, int],
+    first_ms: int | None,
 ) -> dict[str, Any]:
     from nettrace.backtest.results import fingerprint
 
-    trades = engine.trades
+    # This run's round trips, apart from the account's: a resumed account (or a restart after
+    # a crash) holds earlier runs' too, which are not this run's doing.
+    every = engine.trades
+    trades = [
+        t for t in every if first_ms is not None and t.exit_time.timestamp() * 1000 >= first_ms
+    ]
     report = engine.reconcile_report
     return {
         "pair": key.pair,
         "exchange": key.exchange,
         "timeframe": key.timeframe,
         "bars": bars,
+        "first_bar": _iso(first_ms) if first_ms is not None else None,
+        "last_bar": _iso(last.ts_ms) if last is not None else None,
         "state": engine.state.value,
         "equity": last.equity if last is not None else None,
         "events": counts,
         "trades": [t.to_export() for t in trades],
         "net_profit": sum(t.profit for t in trades),
         "fingerprint": fingerprint(trades),
+        "account": {
+            "round_trips": len(every),
+            "net_profit": sum(t.profit for t in every),
+            "fingerprint": fingerprint(every),
+        },
         "reconcile": {
             "clean": report.clean,
             "resolved": report.resolved,
@@ -410,12 +585,18 @@ def _print_summary(out: Any, summary: dict[str, Any]) -> None:
     table.add_row("trading state", summary["state"])
     for kind in ("order", "fill", "cancelled", "closed", "hardstop"):
         table.add_row(f"{kind} events", str(summary["events"].get(kind, 0)))
-    table.add_row("round trips", str(len(summary["trades"])))
-    table.add_row("net profit", f"{summary['net_profit']:,.2f}")
+    table.add_row("round trips (this run)", str(len(summary["trades"])))
+    table.add_row("net profit (this run)", f"{summary['net_profit']:,.2f}")
+    account = summary["account"]
+    if account["round_trips"] != len(summary["trades"]):
+        table.add_row("round trips (account)", str(account["round_trips"]))
+        table.add_row("net profit (account)", f"{account['net_profit']:,.2f}")
     if summary["equity"] is not None:
         table.add_row("equity", f"{summary['equity']:,.2f}")
     out.print(table)
     out.print(f"trade fingerprint: {summary['fingerprint']}")
+    if summary["account"]["fingerprint"] != summary["fingerprint"]:
+        out.print(f"account trade fingerprint: {summary['account']['fingerprint']}")
 
 
 def _iso(ts_ms: int | None) -> str:

@@ -463,6 +463,12 @@ class PaperExchange:
             last_bar_ms={k: int(v) for k, v in data.get("last_bar_ms", {}).items()},
         )
 
+    def flush(self) -> None:
+        """Persist the account now, including the newest bar matched (saved lazily per bar:
+        only a change writes the file, so a run ending quietly would leave it behind)."""
+        with self._lock:
+            self._save()
+
     def _save(self) -> None:
         if self._path is None:
             return

@@ -3,6 +3,7 @@
 Each poll, per symbol: ``fetch_ticker`` (timed: its round-trip is the latency sample),
 ``fetch_order_book`` (top ``depth`` levels), then the three snapshot generators -- order-book
 imbalance (5), divergence from the other venues this scout watches (6) and latency anomaly (7)
+-- divergence now, and lead-lag over the last polls against the other venues' consensus --
 -- and every vote with an opinion goes into the outbox, tagged with the scout's region. The
 monitor never talks to the primary; the outbox's pusher does, so a slow primary cannot stall
 measurement and a slow venue cannot stall delivery.
@@ -19,6 +20,7 @@ down, reconnecting, or quiet for too long) means a plain REST poll for that symb
 from __future__ import annotations
 
 import math
+import statistics
 import threading
 import time
 from collections import deque
@@ -34,27 +36,70 @@ from nettrace.observability.log import get_logger
 from nettrace.scouts.outbox import Outbox
 from nettrace.scouts.signal import ScoutSignal
 from nettrace.scouts.stream import StreamFeed
-from nettrace.signals.base import SnapshotVote
-from nettrace.signals.divergence import price_divergence_vote
+from nettrace.signals.base import NONE, SnapshotVote
+from nettrace.signals.divergence import NAME as LEAD_LAG_NAME
+from nettrace.signals.divergence import lead_lag_vote, price_divergence_vote
 from nettrace.signals.latency import latency_vote
 from nettrace.signals.orderbook import orderbook_imbalance_vote
 
 _log = get_logger(__name__)
 
 
+#: Mids kept per venue and symbol for lead-lag (a few minutes of polls).
+BOARD_HISTORY = 64
+
+
 @dataclass
 class MidBoard:
-    """The latest mid per (exchange, symbol) across one scout's monitors, for signal 6.
+    """The recent mids per (exchange, symbol) across one scout's monitors, for signal 6.
 
     Shared by the monitors of a region; thread-safe. Times are epoch seconds.
     """
 
     _mids: dict[tuple[str, str], tuple[float, float]] = field(default_factory=dict)
+    _history: dict[tuple[str, str], deque[tuple[float, float]]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def update(self, exchange: str, symbol: str, mid: float, at: float) -> None:
         with self._lock:
             self._mids[(exchange, symbol)] = (mid, at)
+            self._history.setdefault((exchange, symbol), deque(maxlen=BOARD_HISTORY)).append(
+                (at, mid)
+            )
+
+    def history(self, exchange: str, symbol: str) -> list[tuple[float, float]]:
+        """``(at, mid)`` of this venue's recent polls, oldest first."""
+        with self._lock:
+            return list(self._history.get((exchange, symbol), ()))
+
+    def peer_path(
+        self, exchange: str, symbol: str, times: Sequence[float], max_age_s: float
+    ) -> list[float] | None:
+        """The median of the other venues' mids at each of ``times`` (each venue's newest mid
+        at or before that time, no older than ``max_age_s``); ``None`` where no peer had one.
+
+        Why the median of the peers and not one venue: the market the laggard follows is the
+        consensus, and one venue's hiccup must not read as a lead.
+        """
+        with self._lock:
+            peers = {
+                other: list(path)
+                for (other, sym), path in self._history.items()
+                if sym == symbol and other != exchange
+            }
+        if not peers:
+            return None
+        out: list[float] = []
+        for t in times:
+            mids = []
+            for path in peers.values():
+                seen = [mid for at, mid in path if at <= t and t - at <= max_age_s]
+                if seen:
+                    mids.append(seen[-1])
+            if not mids:
+                return None
+            out.append(float(statistics.median(mids)))
+        return out
 
     def peers(self, exchange: str, symbol: str, now: float, max_age_s: float) -> dict[str, float]:
         """Other exchanges' mids for ``symbol`` no older than ``max_age_s`` seconds."""
@@ -79,6 +124,8 @@ class MonitorParams:
     ttl_s: int = 60
     rtt_history: int = 120
     latency_min_samples: int = 10
+    #: Polls the lead-lag vote compares (the local venue's path against its peers').
+    lead_lag_window: int = 6
 
 
 class ExchangeMonitor:
@@ -179,7 +226,21 @@ class ExchangeMonitor:
             self.board.update(self.exchange_id, symbol, mid, now)
             if peers:
                 votes.append(price_divergence_vote(mid, peers, round_trip_fee=p.round_trip_fee))
+            votes.append(self._lead_lag(symbol))
         return self._signals(symbol, votes, meta)
+
+    def _lead_lag(self, symbol: str) -> SnapshotVote:
+        """Signal 6's lead-lag half: this venue's last polls against its peers' consensus."""
+        p = self.params
+        own = self.board.history(self.exchange_id, symbol)[-p.lead_lag_window :]
+        if len(own) < p.lead_lag_window:
+            return SnapshotVote(LEAD_LAG_NAME, NONE, 0.0, "lead-lag needs more polls")
+        leader = self.board.peer_path(
+            self.exchange_id, symbol, [at for at, _ in own], p.peer_max_age_s
+        )
+        if leader is None:
+            return SnapshotVote(LEAD_LAG_NAME, NONE, 0.0, "no peer path to lead")
+        return lead_lag_vote(leader, [mid for _, mid in own], round_trip_fee=p.round_trip_fee)
 
     def _fetch_book(self, symbol: str) -> dict[str, Any]:
         try:

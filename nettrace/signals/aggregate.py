@@ -12,6 +12,11 @@ each being a signal in its own right.)
 Weights are each generator's track record, supplied by the caller -- one number, or one per bar
 (``signals.track_record``); a missing name weighs 1.0 and a weight of 0 silences that
 generator entirely (its opinion is ignored, not counted).
+
+Risk-off votes (``risk_off``: signal 7's HOLD, "don't open anything now") take no side, so they
+cannot win, but they oppose every *buy*: each adds ``weight * strength`` to the opposing weight
+of a winning BUY side and so lowers its confidence by the same disagreement factor. A sell
+(reducing exposure) is what risk-off asks for, so it is not opposed.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ class Aggregate:
 def aggregate(
     outputs: Sequence[GeneratorOutput],
     weights: Mapping[str, float | FloatArray] | None = None,
+    risk_off: Sequence[GeneratorOutput] = (),
 ) -> Aggregate:
     """Combine generator outputs bar by bar, vectorised over bars (see the module docstring)."""
     if not outputs:
@@ -79,6 +85,19 @@ def aggregate(
     agree_score = np.where(side == 1, buy_score, sell_score)
     agree_weight = np.where(side == 1, buy_weight, sell_weight)
     oppose_weight = np.where(side == 1, sell_weight, buy_weight)
+    if risk_off:
+        hold = np.stack([np.asarray(out.strength, np.float64) for out in risk_off])
+        if hold.shape[1] != n_bars or not np.all((hold >= 0.0) & (hold <= 1.0)):
+            raise ValueError("risk-off strengths must be in [0, 1], one per bar")
+        hold_weight = np.stack(
+            [
+                np.broadcast_to(
+                    np.asarray(weights.get(out.name, DEFAULT_WEIGHT), np.float64), n_bars
+                )
+                for out in risk_off
+            ]
+        )
+        oppose_weight = oppose_weight + np.where(side == 1, np.sum(hold_weight * hold, axis=0), 0.0)
     total_weight = agree_weight + oppose_weight
     chosen = side != 0  # a winning side has a positive score, hence a positive weight
     mean_strength = np.divide(

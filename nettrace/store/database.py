@@ -90,6 +90,10 @@ class Database:
         #: The decision path's transactions (``store.compiled``): one connection, kept.
         self.driver = HeldConnection(self.engine)
 
+    def display(self) -> str:
+        """The URL with any password masked, safe to print and log."""
+        return self.engine.url.render_as_string(hide_password=True)
+
     @contextmanager
     def session(self) -> Iterator[Session]:
         """A session in a transaction: committed on success, rolled back on any error."""

@@ -63,10 +63,19 @@ def test_paper_replay_makes_the_backtests_trades(
     assert " fill " in run.stdout
     assert f"trade fingerprint: {bt['fingerprint']}" in run.stdout
 
-    again = _nettrace(home, "run", "--replay", data, "--quiet")  # the same account, continued
+    # The same account, continued: it resumes after the file's last bar, and its summary is
+    # this run's alone (it used to repeat the first run's round trips as its own).
+    again = _nettrace(home, "run", "--replay", data, "--quiet", "--export",
+                      str(tmp_path / "again.json"))  # fmt: skip
     assert again.returncode == 0, again.stderr
     assert "resuming paper account" in again.stdout
-    assert f"trade fingerprint: {bt['fingerprint']}" in again.stdout
+    continued = json.loads((tmp_path / "again.json").read_text())
+    assert continued["trades"] == []
+    assert continued["net_profit"] == 0
+    assert continued["bars"] == 1  # only the last bar, ticked again (idempotent)
+    assert f"last bar matched {continued['last_bar']}" in again.stdout
+    assert continued["equity"] == pytest.approx(paper["equity"])
+    assert continued["account"]["fingerprint"] == bt["fingerprint"]
     _audit_clean(home)
     assert "clean" in backtest.stdout  # the backtest audited its own result too
 
@@ -191,7 +200,8 @@ def test_killed_twenty_times_the_books_always_agree_and_the_trades_are_the_same(
     assert fills >= 10
     ref = json.loads((tmp_path / "ref.json").read_text())
     got = json.loads((tmp_path / "final.json").read_text())
-    assert got["fingerprint"] == ref["fingerprint"]
+    # The account's trades over all twenty-one runs (each run's summary holds only its own).
+    assert got["account"]["fingerprint"] == ref["fingerprint"] == ref["account"]["fingerprint"]
     assert os.path.getsize(state) > 0
     _audit_clean(home)
     _audit_clean(elsewhere)

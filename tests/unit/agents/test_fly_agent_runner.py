@@ -31,7 +31,7 @@ REPO = Path(__file__).resolve().parents[3]
 @pytest.mark.parametrize(
     ("region", "role", "agents"),
     [
-        ("ewr", "primary", ["sniper", "meta_engine", "advanced_team", "capital_allocator"]),
+        ("ewr", "primary", ["api", "sniper", "meta_engine", "advanced_team", "capital_allocator"]),
         ("lhr", "scout", ["exchange_monitor:kraken", "exchange_monitor:bitstamp"]),
         ("nrt", "scout", ["exchange_monitor:bitflyer", "exchange_monitor:coincheck",
                           "exchange_monitor:bitbank"]),
@@ -92,12 +92,12 @@ def test_run_starts_in_order_and_stops_in_reverse() -> None:
     thread = threading.Thread(target=lambda: runner.run(install_signal_handlers=False))
     thread.start()
     deadline = time.monotonic() + 5
-    while len(events) < 4 and time.monotonic() < deadline:
+    while len(events) < 5 and time.monotonic() < deadline:
         time.sleep(0.01)
     runner.request_stop()
     thread.join(timeout=5)
     assert not thread.is_alive()
-    names = ["sniper", "meta_engine", "advanced_team", "capital_allocator"]
+    names = ["api", "sniper", "meta_engine", "advanced_team", "capital_allocator"]
     assert events == [f"start {n}" for n in names] + [f"stop {n}" for n in reversed(names)]
 
 
