@@ -31,6 +31,50 @@ _GATE_SKIPPED = {
 
 _RISK_EXITS = frozenset({"stop_loss", "hardstop"})
 
+#: What became of an approval's orders, in words (``outcome`` in the JSON form).
+_OUTCOME_TEXT = {
+    "filled": "filled",
+    "partially_filled": "partly filled",
+    "open": "working, not filled yet",
+    "cancelled": "cancelled unfilled",
+    "rejected": "rejected by the venue",
+    "no_order": "no order placed",
+}
+
+
+def outcome(row: DecisionRow, orders: list[OrderRow]) -> str:
+    """``refused``; or for an approval what its orders came to: ``filled`` (some order filled
+    completely), ``partially_filled``, ``open`` (working or unconfirmed), ``cancelled`` (every
+    order ended unfilled: expired, repriced away, halted), ``rejected`` or ``no_order``.
+
+    Why not "TRADED" for every approval: an approval is permission, not a trade; an entry
+    whose post-only order was cancelled on arrival traded nothing, and saying otherwise sends
+    the operator looking for a position that does not exist.
+    """
+    if not row.approved:
+        return "refused"
+    if not orders:
+        return "no_order"
+    states = {o.state for o in orders}
+    if "filled" in states:
+        return "filled"
+    if any(o.filled > 0 for o in orders):
+        return "partially_filled"
+    if states & {"open", "pending_submit", "unknown", "partially_filled"}:
+        return "open"
+    if "rejected" in states and "cancelled" not in states:
+        return "rejected"
+    return "cancelled"
+
+
+def verdict(row: DecisionRow, orders: list[OrderRow]) -> str:
+    """TRADED (an order filled, wholly or partly), APPROVED (nothing filled) or REFUSED."""
+    result = outcome(row, orders)
+    if result == "refused":
+        return "REFUSED"
+    return "TRADED" if result in ("filled", "partially_filled") else "APPROVED"
+
+
 #: Exit code when the symbol has no decision at or before the time asked about.
 NO_DECISION = 1
 
@@ -71,7 +115,9 @@ def why(
 
     \b
     For that decision it shows:
-      - the verdict (TRADED or REFUSED), side, time and region;
+      - the verdict (TRADED: an order filled; APPROVED: nothing filled, with what became
+        of its order; REFUSED), side, time and region;
+      - the scout votes it heard, each with its region and age;
       - confidence vs min_confidence, agreeing signals vs min_signal_count,
         the regime, and the expected move vs the fees;
       - every refusal, with the rule it protects;
@@ -167,7 +213,8 @@ def decision_json(row: DecisionRow, orders: list[OrderRow]) -> dict[str, Any]:
         "confidence": row.confidence,
         "signal_count": row.signal_count,
         "approved": row.approved,
-        "verdict": "TRADED" if row.approved else "REFUSED",
+        "verdict": verdict(row, orders),
+        "outcome": outcome(row, orders),
         "refusals": row.refusals,
         "inputs": row.inputs,
         "thresholds": row.thresholds,
@@ -230,11 +277,12 @@ def _explain(
 ) -> None:
     out = state(ctx).out
     side = row.side or _text(row.inputs.get("side"))
-    if row.approved:
-        headline = f"[bold green]TRADED[/] {side} {escape(row.symbol)}"
-    else:
-        headline = f"[bold red]REFUSED[/] {side} {escape(row.symbol)}"
-    out.print(f"{headline} at {_when(row.decided_at)} in region {escape(row.region)}")
+    said = verdict(row, orders)
+    colour = {"TRADED": "bold green", "APPROVED": "bold yellow"}.get(said, "bold red")
+    headline = f"[{colour}]{said}[/] {side} {escape(row.symbol)}"
+    result = outcome(row, orders)
+    tail = f" (approved; {_OUTCOME_TEXT[result]})" if row.approved else ""
+    out.print(f"{headline} at {_when(row.decided_at)} in region {escape(row.region)}{tail}")
     note = f"decision {row.id}"
     if asked is not None:
         note += f"; the latest at or before {_when(asked)}"
@@ -266,7 +314,29 @@ def _explain(
         for name, vote in sorted(votes.items()):
             table.add_row(escape(name), _number(vote, "+.4f"))
         out.print(table)
-    extra = {key: value for key, value in context.items() if key != "votes"}
+    scouts = [s for s in context.get("scouts") or [] if isinstance(s, dict)]
+    heard_at = context.get("scouts_heard_at")
+    if scouts:
+        title = "Scout votes heard" + (f" at {escape(str(heard_at))}" if heard_at else "")
+        table = Table("region", "generator", "exchange", "side", "strength", "age", title=title)
+        for scout in scouts:
+            age = finite_float(scout.get("age_s"))
+            table.add_row(
+                _text(scout.get("region")),
+                _text(scout.get("source")),
+                _text(scout.get("exchange")),
+                _text(scout.get("side")),
+                _number(scout.get("confidence"), ".2f"),
+                f"{age:.1f} s" if age is not None else "-",
+            )
+        out.print(table)
+    elif heard_at:
+        out.print(f"No scout spoke for {escape(row.symbol)} at {escape(str(heard_at))}.")
+    extra = {
+        key: value
+        for key, value in context.items()
+        if key not in ("votes", "scouts", "scouts_heard_at")
+    }
     if extra:
         table = Table(show_header=False, title="What the caller saw")
         for key, value in sorted(extra.items()):
@@ -398,22 +468,24 @@ def _summary_table(
         title=f"{symbol}: the {len(rows)} latest decision(s) at or before {_when(moment)}",
     )
     for row in rows:
+        placed = orders.get(row.id, [])
+        said = verdict(row, placed)
         if row.approved:
-            placed = orders.get(row.id, [])
             detail = (
                 ", ".join(f"{escape(o.client_order_id)} {o.state}" for o in placed)
                 or "no order placed"
             )
-            verdict = "[green]TRADED[/]"
         else:
             messages = [_text(r.get("message")) for r in row.refusals if isinstance(r, dict)]
             detail = "; ".join(messages) or "-"
-            verdict = "[red]REFUSED[/]"
+        shown = {"TRADED": "[green]TRADED[/]", "APPROVED": "[yellow]APPROVED[/]"}.get(
+            said, "[red]REFUSED[/]"
+        )
         table.add_row(
             _when(row.decided_at),
             escape(row.region),
             row.side or "-",
-            verdict,
+            shown,
             _number(row.confidence, ".4f"),
             _text(row.signal_count),
             row.regime or "-",

@@ -13,11 +13,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import pytest
+from sqlalchemy import select
 
 from nettrace.agents.agent_goals import GoalValidator, TradeDecision, TradeProposal
 from nettrace.domain.types import Side
 from nettrace.store.database import Database
 from nettrace.store.decisions import DecisionStore
+from nettrace.store.models import OrderRow
 from nettrace.store.orders import OrderIntent, OrderStore
 
 REFUSED_AT = datetime(2026, 11, 25, 14, 0, tzinfo=UTC)
@@ -76,7 +78,21 @@ def history(migrated_db: Database, database_url: str, env: dict[str, str]) -> Hi
             symbol="BTC/USD",
             expected_move=0.02,
             entry_price=90_500.0,
-            context={"votes": {"trend": 0.9, "momentum": 0.75, "orderbook": 0.7}},
+            context={
+                "votes": {"trend": 0.9, "momentum": 0.75},
+                "scouts": [
+                    {
+                        "id": "s1",
+                        "source": "orderbook_imbalance",
+                        "region": "lhr",
+                        "exchange": "kraken",
+                        "side": "BUY",
+                        "confidence": 0.7,
+                        "age_s": 4.25,
+                    },
+                ],
+                "scouts_heard_at": TRADED_AT.isoformat(),
+            },
         ),
     )
     assert traded.approved, traded.reasons
@@ -96,8 +112,17 @@ def test_explains_the_latest_decision_with_its_order(history: History) -> None:
     result = nettrace("why", "BTC/USD", env=history.env)
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    assert "TRADED BUY BTC/USD at 2026-11-25T14:05:00+00:00 in region ewr" in out
+    # Approved, but its order has not filled: not "TRADED" (it used to say so).
+    assert (
+        "APPROVED BUY BTC/USD at 2026-11-25T14:05:00+00:00 in region ewr "
+        "(approved; working, not filled yet)"
+    ) in out
     assert history.traded_id in out
+    # The scout vote it heard, with its region and age.
+    assert "Scout votes heard" in out
+    assert "lhr" in out
+    assert "orderbook_imbalance" in out
+    assert "4.2 s" in out
     assert ">= 0.70 (min_confidence)" in out
     assert ">= 2 (min_signal_count)" in out
     assert "0.8600" in out
@@ -141,7 +166,37 @@ def test_at_with_a_zone_is_converted_to_utc(history: History) -> None:
     # 15:05 at +01:00 is 14:05 UTC: the taken decision, exactly at its time.
     result = nettrace("why", "BTC/USD", "--at", "2026-11-25T15:05:00+01:00", env=history.env)
     assert result.returncode == 0, result.stderr
-    assert "TRADED BUY BTC/USD" in result.stdout
+    assert "APPROVED BUY BTC/USD" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("state", "filled", "verdict", "outcome", "words"),
+    [
+        ("filled", 0.25, "TRADED", "filled", "(approved; filled)"),
+        ("cancelled", 0.0, "APPROVED", "cancelled", "(approved; cancelled unfilled)"),
+        ("rejected", 0.0, "APPROVED", "rejected", "(approved; rejected by the venue)"),
+    ],
+)
+def test_the_verdict_follows_what_became_of_the_order(
+    history: History,
+    migrated_db: Database,
+    state: str,
+    filled: float,
+    verdict: str,
+    outcome: str,
+    words: str,
+) -> None:
+    with migrated_db.session() as session:
+        order = session.scalars(
+            select(OrderRow).where(OrderRow.client_order_id == "nt-why-0001")
+        ).one()
+        order.state, order.filled = state, filled
+    shown = nettrace("why", "BTC/USD", env=history.env)
+    assert f"{verdict} BUY BTC/USD at 2026-11-25T14:05:00+00:00 in region ewr {words}" in (
+        shown.stdout
+    )
+    decision = json.loads(nettrace("why", "BTC/USD", "--json", env=history.env).stdout)
+    assert (decision["verdict"], decision["outcome"]) == (verdict, outcome)
 
 
 def test_limit_lists_recent_decisions(history: History) -> None:
@@ -166,7 +221,8 @@ def test_json_is_machine_readable(history: History) -> None:
     assert result.returncode == 0, result.stderr
     decision = json.loads(result.stdout)
     assert decision["id"] == history.traded_id
-    assert decision["verdict"] == "TRADED"
+    assert decision["verdict"] == "APPROVED"
+    assert decision["outcome"] == "open"
     assert decision["approved"] is True
     assert decision["decided_at"] == TRADED_AT.isoformat()
     assert decision["thresholds"]["min_confidence"] == pytest.approx(0.70)
@@ -180,7 +236,7 @@ def test_json_is_machine_readable(history: History) -> None:
     listed = json.loads(
         nettrace("why", "BTC/USD", "--json", "--limit", "10", env=history.env).stdout
     )
-    assert [d["verdict"] for d in listed] == ["TRADED", "REFUSED"]
+    assert [d["verdict"] for d in listed] == ["APPROVED", "REFUSED"]
     refused = listed[1]
     assert refused["id"] == history.refused_id
     assert refused["orders"] == []
@@ -247,7 +303,8 @@ def test_a_stop_loss_says_the_gate_was_not_applied(
     assert decision.approved, decision.reasons
     result = nettrace("why", "ETH/USD", env={**env, "NETTRACE_DATABASE_URL": database_url})
     assert result.returncode == 0, result.stderr
-    assert "TRADED SELL ETH/USD" in result.stdout
+    assert "APPROVED SELL ETH/USD" in result.stdout
+    assert "(approved; no order placed)" in result.stdout
     assert "A stop_loss exit: a risk exit closes the position whatever the signals say" in (
         result.stdout
     )
