@@ -117,3 +117,45 @@ def test_agents_keep_measuring_while_the_primary_is_down_and_deliver_everything_
     assert outbox.pending() == []
     seqs = sorted(s["meta"]["seq"] for s in primary.stored.values())
     assert seqs == list(range(1, produced + 1))  # every one, exactly once
+
+
+def test_a_venue_lagging_its_peers_move_beyond_fees_votes_to_follow(
+    exchange: Any, outbox: Outbox
+) -> None:
+    """Signal 6's lead-lag half: the peers rose 3% over the last six polls while this venue
+    (mid 100 throughout) did not move; the laggard should follow: BUY."""
+    board = MidBoard()
+    start = time.time()
+    times = [start + 5.0 * i for i in range(6)]
+    now = [times[0]]
+    monitor = ExchangeMonitor(
+        exchange, ["BTC/USDT"], region="lhr", outbox=outbox, board=board,
+        clock=lambda: now[0],
+    )  # fmt: skip
+    found: list[Any] = []
+    for i, at in enumerate(times):
+        now[0] = at
+        board.update("kraken", "BTC/USDT", 100.0 * (1 + 0.006 * i), at - 0.1)
+        found = [s for s in monitor.poll_once() if "leader" in s.meta["reason"]]
+        if i < 5:
+            assert found == []  # fewer than six polls of its own: no lead-lag opinion yet
+    (lead_lag,) = found
+    assert (lead_lag.source, lead_lag.side) == ("cross_exchange_divergence", "BUY")
+    assert "leader +3.0000% vs follower +0.0000%" in lead_lag.meta["reason"]
+    assert lead_lag.confidence > 0.5
+
+
+def test_peers_moving_with_this_venue_give_no_lead_lag_vote(exchange: Any, outbox: Outbox) -> None:
+    board = MidBoard()
+    start = time.time()
+    times = [start + 5.0 * i for i in range(6)]
+    now = [times[0]]
+    monitor = ExchangeMonitor(
+        exchange, ["BTC/USDT"], region="lhr", outbox=outbox, board=board,
+        clock=lambda: now[0],
+    )  # fmt: skip
+    for at in times:
+        now[0] = at
+        board.update("kraken", "BTC/USDT", 100.2, at - 0.1)  # flat, like the venue
+        signals = [s for s in monitor.poll_once() if "leader" in s.meta["reason"]]
+    assert signals == []
