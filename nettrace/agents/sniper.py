@@ -176,8 +176,9 @@ class SniperAgent:
             )
             for name, vote in view.votes.items()
         ]
-        outputs += [_output(s, _DIRECTION[s.side]) for s in view.scouts if s.side in _DIRECTION]
-        risk_off = [_output(s, 0) for s in view.scouts if s.side == _RISK_OFF]
+        scout_votes, holds = _per_generator(view.scouts)
+        outputs += [_one_bar(name, vote) for name, vote in scout_votes.items()]
+        risk_off = [_one_bar(name, strength) for name, strength in holds.items()]
         weights: dict[str, float] = dict(getattr(self.strategy, "weights", {}) or {})
         weights.update(view.weights)  # this bar's track record, when the strategy keeps one
         agg = aggregate(outputs, weights, risk_off=risk_off)
@@ -201,7 +202,7 @@ class SniperAgent:
             view.ts_ms,
             view.close,
             merged,
-            view.votes,
+            {**view.votes, **scout_votes},  # the scouts' generators join the votes shown
             view.scouts,
             view.weights,
             view.heard_at,
@@ -227,10 +228,32 @@ def _newest_opinions(signals: Sequence[SignalRecord]) -> tuple[SignalRecord, ...
     return tuple(sorted(newest.values(), key=lambda s: (s.source_region, s.exchange, s.source)))
 
 
-def _output(signal: SignalRecord, direction: int) -> GeneratorOutput:
-    """One scout signal as a one-bar generator output named by its generator (``source``)."""
+def _per_generator(
+    signals: Sequence[SignalRecord],
+) -> tuple[dict[str, float], dict[str, float]]:
+    """One vote per scout generator, as signals 5-7 are one signal each (DESIGN §3).
+
+    Every venue and region that runs a generator reports it, but they are one source of
+    evidence: the vote is the mean of their signed strengths (two venues' BUY 0.9 and SELL 0.3
+    make BUY 0.3), so ten venues cannot outvote the candles ten times over. A generator's
+    risk-off (HOLD) strength is its most cautious venue's: one venue in trouble is reason
+    enough not to open there.
+    """
+    signed: dict[str, list[float]] = {}
+    holds: dict[str, float] = {}
+    for s in signals:
+        strength = min(max(s.confidence, 0.0), 1.0)
+        if s.side in _DIRECTION:
+            signed.setdefault(s.source, []).append(_DIRECTION[s.side] * strength)
+        elif s.side == _RISK_OFF:
+            holds[s.source] = max(holds.get(s.source, 0.0), strength)
+    return {name: sum(v) / len(v) for name, v in signed.items()}, holds
+
+
+def _one_bar(name: str, signed: float) -> GeneratorOutput:
+    """A one-bar generator output from a signed strength (a hold's is its plain strength)."""
     return GeneratorOutput(
-        signal.source,
-        np.array([direction], dtype=np.int8),
-        np.array([min(max(signal.confidence, 0.0), 1.0)], dtype=np.float64),
+        name,
+        np.array([int(np.sign(signed))], dtype=np.int8),
+        np.array([min(abs(signed), 1.0)], dtype=np.float64),
     )

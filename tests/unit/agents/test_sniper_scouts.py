@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from nettrace.agents.scout_source import ScoutClock
-from nettrace.agents.sniper import _newest_opinions
+from nettrace.agents.sniper import _newest_opinions, _per_generator
 from nettrace.store.signals import SignalRecord
 
 T0 = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
@@ -52,3 +54,16 @@ def test_the_scout_clock_maps_bar_closes_to_moments() -> None:
     assert clock.epoch_s(3_600_000) == 1_000.0
     assert clock.epoch_s(3_600_000 + 3_600_000) == 1_060.0  # an hour of market in a minute
     assert ScoutClock.at_bar_close().at(3_600_000) == datetime(1970, 1, 1, 1, tzinfo=UTC)
+
+
+def test_one_generator_is_one_vote_however_many_venues_report_it() -> None:
+    votes, holds = _per_generator(
+        [
+            record("a", "BUY", 0, confidence=0.9),
+            record("b", "SELL", 0, exchange="bitstamp", confidence=0.3),
+            record("c", "HOLD", 0, source="latency_anomaly", confidence=0.4),
+            record("d", "HOLD", 0, source="latency_anomaly", exchange="x", confidence=0.7),
+        ]
+    )
+    assert votes == {"orderbook_imbalance": pytest.approx((0.9 - 0.3) / 2)}
+    assert holds == {"latency_anomaly": 0.7}  # the most cautious venue's
