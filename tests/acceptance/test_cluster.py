@@ -56,11 +56,18 @@ def status_json(env: dict[str, str]) -> dict[str, Any]:
     return payload
 
 
+def heard_decision(payload: dict[str, Any]) -> bool:
+    """The newest stored decision heard at least one scout vote."""
+    last = (payload.get("trading") or {}).get("last_decision")
+    return bool(last and last["scouts"])
+
+
 def test_cluster_up_status_down(env: dict[str, str]) -> None:
     state_file = Path(env["NETTRACE_DATA_DIR"]) / "cluster" / "state.json"
     pids: list[int] = []
     try:
-        up = nettrace("cluster", "up", env=env)
+        # One replayed hour per wall second: the primary's trading loop decides every second.
+        up = nettrace("cluster", "up", "--speed", "3600", env=env)
         assert up.returncode == 0, up.stderr
         state = json.loads(state_file.read_text(encoding="utf-8"))
         assert state_file.stat().st_mode & 0o077 == 0  # it holds a token: owner-only
@@ -91,8 +98,22 @@ def test_cluster_up_status_down(env: dict[str, str]) -> None:
             assert row["stale"] is False
         assert payload["healthy"] is True
 
+        # The primary trades paper on the replay and its decisions hear the scouts.
+        while time.monotonic() < deadline and not heard_decision(payload):
+            time.sleep(1.0)
+            payload = status_json(env)
+        trading = payload["trading"]
+        assert trading["plan"]["symbol"] == "BTC/USD", trading
+        assert trading["plan"]["speed"] == 3600.0
+        assert trading["decisions"] > 0, Path(regions["ewr"]["log"]).read_text()[-3000:]
+        heard = trading["last_decision"]["scouts"]
+        assert {s["region"] for s in heard} <= set(SCOUTS)
+        assert heard_decision(payload), trading
+
         table = nettrace("cluster", "status", env=env)
         assert table.returncode == 0, table.stdout + table.stderr
+        assert "Trading (paper): BTC/USD" in table.stdout
+        assert "replay it: nettrace run --replay" in table.stdout
         lines = table.stdout.splitlines()
         for region in ("ewr", *SCOUTS):
             assert any(f" {region} " in line for line in lines), table.stdout
