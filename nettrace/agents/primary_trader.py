@@ -150,8 +150,10 @@ class TradingAgent:
             self.settings, self._database, candles, account_path=account, cash=self.cash,
             scouts=scouts,
         )  # fmt: skip
+        where = self.feed.data_dir
         self.plan = TradingPlan(
             file=source.origin,
+            path=None if source.synthetic or where is None else str(where / source.origin),
             symbol=self.symbol,
             exchange=venue,
             timeframe=candles.key.timeframe,

@@ -835,17 +835,22 @@ class QuantEngine:
     @property
     def trades(self) -> list[Trade]:
         """The closed round trips as the backtest reports them (same fingerprint function)."""
-        return [
-            Trade(
-                t.symbol,
-                _utc(t.entry_ms),
-                _utc(t.exit_ms),
-                t.entry_price,
-                t.exit_price,
-                t.amount,
-                t.fee,
-                t.profit,
-                t.reason,
-            )
-            for t in self.round_trips
-        ]
+        return trades_of(self.round_trips)
+
+
+def trades_of(round_trips: list[RoundTrip]) -> list[Trade]:
+    """Round trips rebuilt from stored fills, in the backtest's trade terms."""
+    return [
+        Trade(
+            t.symbol,
+            _utc(t.entry_ms),
+            _utc(t.exit_ms),
+            t.entry_price,
+            t.exit_price,
+            t.amount,
+            t.fee,
+            t.profit,
+            t.reason,
+        )
+        for t in round_trips
+    ]

@@ -527,6 +527,9 @@ class TradingStatus:
     round_trips: int
     last_decision: dict[str, Any] | None
     problem: str = ""
+    net_profit: float = 0.0
+    #: The round trips' fingerprint (``backtest.results.fingerprint``), to compare a replay.
+    fingerprint: str = ""
 
 
 def trading_status(cluster: ClusterState, root: Path) -> TradingStatus:
@@ -570,14 +573,28 @@ def trading_status(cluster: ClusterState, root: Path) -> TradingStatus:
                     "signal_count": newest.signal_count,
                     "scouts": context.get("scouts") or [],
                 }
+        from nettrace.agents.quant_engine import trades_of
+        from nettrace.backtest.results import fingerprint
+        from nettrace.execution.portfolio import Portfolio
         from nettrace.store.fills import FillStore
 
-        round_trips = sum(1 for f in FillStore(database).all_fills() if f.side.value == "SELL")
+        quote = str((plan or {}).get("symbol", "BTC/USD")).split("/")[-1]
+        _, closed = Portfolio.from_fills(quote, 0.0, FillStore(database).all_fills())
+        trades = trades_of(closed)
     except SQLAlchemyError as exc:
         return TradingStatus(plan, 0, 0, {}, 0, None, f"cluster database: {type(exc).__name__}")
     finally:
         database.dispose()
-    return TradingStatus(plan, decisions, approved, orders, round_trips, last)
+    return TradingStatus(
+        plan,
+        decisions,
+        approved,
+        orders,
+        len(trades),
+        last,
+        net_profit=sum(t.profit for t in trades),
+        fingerprint=fingerprint(trades),
+    )
 
 
 @app.command()
@@ -642,7 +659,8 @@ def _print_trading(cli: CliState, cluster: ClusterState, trading: TradingStatus)
         f"Trading (paper): {plan.get('symbol')} on a replay of {plan.get('file')} "
         f"at {plan.get('speed')}x; {trading.decisions} decisions ({trading.approved} approved), "
         f"orders {', '.join(f'{k} {v}' for k, v in sorted(trading.orders.items())) or 'none'}, "
-        f"{trading.round_trips} exit fill(s)."
+        f"{trading.round_trips} round trip(s), net {trading.net_profit:,.2f}; "
+        f"trade fingerprint {trading.fingerprint[:16]}."
     )
     last = trading.last_decision
     if last is not None:
@@ -657,7 +675,7 @@ def _print_trading(cli: CliState, cluster: ClusterState, trading: TradingStatus)
             f"{heard or 'none'}"
         )
     out.print(
-        f"  replay it: nettrace run --replay {plan.get('file')} --start "
+        f"  replay it: nettrace run --replay {plan.get('path') or plan.get('file')} --start "
         f"{_iso_ms(plan.get('start_ms'))} --anchor {plan.get('anchor')} "
         f"--speed {plan.get('speed')} "
         f"--scouts-from {cluster.database_url}"
