@@ -212,3 +212,45 @@ def _audit_clean(env: dict[str, str]) -> None:
     done = _nettrace(env, "audit", "--json")
     assert done.returncode == 0, done.stdout + done.stderr
     assert json.loads(done.stdout)["breaches"] == []
+
+
+def test_an_unreachable_or_unmigrated_database_is_refused_before_any_account_is_written(
+    env: dict[str, str], shared_data: Path, tmp_path: Path
+) -> None:
+    data = str(shared_data / FILE)
+    account = Path(env["NETTRACE_DATA_DIR"]) / "paper" / "bitstamp_BTC-USD.json"
+    unreachable = {**env, "DATABASE_URL": "postgresql://postgres@127.0.0.1:1/nettrace"}
+    unmigrated = {**env, "DATABASE_URL": f"sqlite:///{tmp_path / 'empty.db'}"}
+    for environment, needle in ((unreachable, "cannot use"), (unmigrated, "nettrace db upgrade")):
+        done = _nettrace(environment, "run", "--replay", data, "--quiet")
+        assert done.returncode == 2, done.stdout + done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+        assert needle in done.stderr
+        assert not account.exists()  # it used to be written before the database failed
+
+
+def test_the_default_database_is_migrated_and_said_so(
+    env: dict[str, str], shared_data: Path
+) -> None:
+    done = _nettrace(env, "run", "--replay", str(shared_data / FILE), "--quiet")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[0].startswith("migrated sqlite:///")
+    assert "to the current schema" in done.stdout.splitlines()[0]
+
+
+def test_ctrl_c_ends_a_paced_replay_with_its_summary(
+    home: dict[str, str], shared_data: Path
+) -> None:
+    # Ten replayed days per wall second: a 1,220-bar replay would take two minutes.
+    process = subprocess.Popen(
+        [*CLI, "run", "--replay", str(shared_data / FILE), "--speed", "864000", "--quiet"],
+        env=home, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    time.sleep(6.0)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err
+    assert "stopped (Ctrl-C)" in out
+    assert "trade fingerprint:" in out
+    bars = int(next(line for line in out.splitlines() if "│ bars" in line).split("│")[2])
+    assert 0 < bars < 1220
