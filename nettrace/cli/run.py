@@ -31,6 +31,7 @@ from nettrace.market.validation import CandleDataError
 if TYPE_CHECKING:
     from nettrace.agents.quant_engine import QuantEngine, Tick
     from nettrace.agents.scout_source import ScoutClock
+    from nettrace.agents.sniper import ScoutSource
     from nettrace.agents.trading_loop import PaperSession
     from nettrace.execution.paper import Bar, PaperExchange
     from nettrace.store.database import Database
@@ -38,6 +39,9 @@ if TYPE_CHECKING:
 #: Paper fault injection for crash tests: the process kills itself (SIGKILL) right after the
 #: paper exchange accepted this many orders, before the engine stores the acknowledgement.
 KILL_AFTER_ORDERS_ENV = "NETTRACE_PAPER_KILL_AFTER_ORDERS"
+#: The bearer token ``--scouts-url`` reads the cross-region view with (the primary's or the
+#: operator's: a scout's token is refused there).
+READ_TOKEN_ENV = "NETTRACE_READ_TOKEN"  # noqa: S105 - the variable's name, not a secret
 #: Environment variables holding live keys: NETTRACE_<EXCHANGE>_API_KEY / _SECRET.
 KEY_ENV = "NETTRACE_{exchange}_API_KEY"
 SECRET_ENV = "NETTRACE_{exchange}_SECRET"  # noqa: S105 - the variable's name, not a secret
@@ -121,6 +125,14 @@ def run(
             "cluster's primary.db); orders and decisions still go to the configured one.",
         ),
     ] = None,
+    scouts_url: Annotated[
+        str | None,
+        typer.Option(
+            help="Hear the scouts from a primary's API (GET /api/v1/signals/cross-region) "
+            f"with the token in {READ_TOKEN_ENV}: for a trading process away from the "
+            "database. The live view only: such a run cannot be replayed exactly.",
+        ),
+    ] = None,
     start: Annotated[
         str | None,
         typer.Option(
@@ -196,8 +208,21 @@ def run(
         if scouts is not None
         else (feed is not None or pace is not None or scouts_from is not None)
     )
-    if scouts is False and scouts_from is not None:
-        raise CliError("--no-scouts and --scouts-from contradict each other")
+    if scouts is False and (scouts_from is not None or scouts_url is not None):
+        raise CliError("--no-scouts contradicts --scouts-from / --scouts-url")
+    if scouts_from is not None and scouts_url is not None:
+        raise CliError("give --scouts-from or --scouts-url, not both")
+    remote = None
+    if scouts_url is not None:
+        from nettrace.agents.scout_source import RemoteScouts
+
+        token = os.environ.get(READ_TOKEN_ENV)
+        if not token:
+            raise CliError(f"--scouts-url needs a read token in {READ_TOKEN_ENV}")
+        if not scouts_url.startswith(("http://", "https://")):
+            raise CliError(f"--scouts-url must be an http(s) URL, got {scouts_url!r}")
+        remote = RemoteScouts(scouts_url, token)
+        hear = True
     venue = candles.key.exchange
     pair = candles.key.pair
     path = account or settings.data_dir / "paper" / f"{venue}_{pair.replace('/', '-')}.json"
@@ -213,15 +238,13 @@ def run(
     ):
         if reset and path.exists():
             path.unlink()
-        source = (
-            StoredScouts(
+        source: ScoutSource | None = remote
+        if source is None and hear:
+            source = StoredScouts(
                 heard_from,
                 stale_after_s=settings.api_stale_after_s,
                 max_ttl_s=settings.api_max_ttl_s,
             )
-            if hear
-            else None
-        )
         with st.out.status("computing the sniper's signals over the history..."):
             session = open_paper_session(
                 settings, database, candles, account_path=path, cash=cash, scouts=source,
@@ -240,7 +263,11 @@ def run(
         st.out.print(
             "scouts: "
             + (
-                f"heard from {heard_from.display()}'s cross-region store"
+                (
+                    f"heard from {scouts_url} (live view)"
+                    if remote is not None
+                    else f"heard from {heard_from.display()}'s cross-region store"
+                )
                 if hear
                 else "not heard (candles alone; --scouts to hear them)"
             )

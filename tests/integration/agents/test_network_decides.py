@@ -345,3 +345,18 @@ def run(
     replay_bars(session, bars, clock=clock, pace=pace, grace_s=0.02)
     assert_ledger_clean(database)
     return engine.trades
+
+
+def test_a_trading_process_away_from_the_database_hears_the_scouts_through_the_api(
+    primary: Primary,
+) -> None:
+    from nettrace.agents.scout_source import RemoteScouts
+
+    primary.push(primary.token("lhr"), scout_signal("lhr", "orderbook_imbalance", "BUY", 0.7))
+    heard = RemoteScouts(primary.base_url, primary.token("ewr"))("BTC/USD", datetime.now(UTC))
+    assert [(s.source_region, s.side, s.confidence) for s in heard] == [("lhr", "BUY", 0.7)]
+    # Fail closed: what the primary does not vouch for is not heard.
+    assert RemoteScouts(primary.base_url, "not-a-token")("BTC/USD", datetime.now(UTC)) == []
+    assert (
+        RemoteScouts("http://127.0.0.1:9", "t", timeout_s=0.5)("BTC/USD", datetime.now(UTC)) == []
+    )
