@@ -10,7 +10,11 @@ this reader judges everything from the signals' own stored times:
   (``ts <= now``), and fresh while ``ts + ttl_s > now``;
 - a region is live at ``now`` when its newest signal known by then was issued within
   ``stale_after_s`` -- fail closed like the live view: a region silent past the limit
-  supplies no vote, even with signals still inside their ttl.
+  supplies no vote, even with signals still inside their ttl;
+- a signal issued longer ago than ``stale_after_s`` is not heard either, whatever its ttl:
+  what a scout said before the staleness limit is as old as a silent region's word. This also
+  bounds each read to that window of the ``(symbol, ts)`` index -- a cluster stores several
+  signals a second, and a trading tick must not scan a day of them.
 
 A signal that arrives after ``now`` is not heard at ``now``, live or replayed; the trading
 loop reads a moment only after it has passed (``agents.scout_source``), so nothing in flight
@@ -40,16 +44,17 @@ def signals_known_at(
 ) -> list[SignalRecord]:
     """Fresh signals for ``symbol`` known at ``now`` from regions live at ``now``, newest first.
 
-    ``max_ttl_s`` (the longest ttl the API accepts) bounds the scan by ``ts``; ties are
-    ordered by region and id so two reads of one moment return the same list.
+    The scan reaches back ``min(max_ttl_s, stale_after_s)``; ties are ordered by region and
+    id so two reads of one moment return the same list.
     """
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware UTC")
+    window = timedelta(seconds=min(max_ttl_s, stale_after_s))
     query = (
         select(SignalRow)
         .where(
             SignalRow.symbol == symbol,
-            SignalRow.ts > now - timedelta(seconds=max_ttl_s),
+            SignalRow.ts > now - window,
             SignalRow.ts <= now,
             SignalRow.received_at <= now,
         )
