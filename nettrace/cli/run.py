@@ -142,8 +142,8 @@ def run(
     anchor: Annotated[
         float | None,
         typer.Option(
-            help="Paced replay: epoch seconds at which the first traded bar was decided "
-            "(replays a recorded run: every moment is past, so it runs flat out).",
+            help="Paced replay: epoch seconds at which the first traded bar was decided. "
+            "Replays a recorded run: only the bars whose moment has passed, flat out.",
         ),
     ] = None,
     quiet: Annotated[bool, typer.Option(help="Only the summary, no event lines.")] = False,
@@ -284,8 +284,17 @@ def run(
             bars = list(bars_of(candles, start_ms))
             clock = None
             if bars and pace is not None:
-                first_close = bars[0].ts_ms + timeframe_ms(candles.key.timeframe)
-                clock = ScoutClock(time.time() if anchor is None else anchor, first_close, pace)
+                tf = timeframe_ms(candles.key.timeframe)
+                clock = ScoutClock(
+                    time.time() if anchor is None else anchor, bars[0].ts_ms + tf, pace
+                )
+                if anchor is not None:
+                    # A recorded run's replay: the bars whose moment has passed, no more (a
+                    # later bar's scouts have not spoken yet; waiting for them is a new run).
+                    now_s = time.time()
+                    bars = [b for b in bars if clock.epoch_s(b.ts_ms + tf) <= now_s]
+                    if not bars:
+                        raise CliError(f"--anchor {anchor}: no bar's moment has passed yet")
             elif hear:
                 clock = ScoutClock.at_bar_close()
             if clock is not None and pace is not None:
