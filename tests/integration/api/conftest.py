@@ -44,6 +44,10 @@ class ApiServer:
         token, _ = TokenStore(self.db).issue(region, label="test")
         return token
 
+    def reader(self) -> str:
+        """A token of the primary region: the only region token that may read cross-region."""
+        return self.token(self.settings.primary_region)
+
     def set_clock(self, clock: Callable[[], datetime]) -> None:
         api_state(self.app).clock = clock
 
