@@ -192,3 +192,30 @@ def test_heartbeat_alone_marks_the_region_heard(api: Any) -> None:
     view = api.cross(api.reader()).json()
     assert view["regions"]["sin"]["stale"] is False
     assert view["regions"]["sin"]["signals"] == []
+
+
+def test_duplicate_json_keys_are_refused_naming_the_key(api: Any, signal_factory: Any) -> None:
+    """Duplicate keys are 400 with the key named, never "the last one wins" (nothing stored)."""
+    token = api.token("lhr")
+    first, second = signal_factory("lhr"), signal_factory("lhr")
+    batch = json.dumps([first])
+    top = f'{{"signals": {batch}, "signals": {json.dumps([second])}}}'
+    inner = json.dumps({"signals": [first]}).replace(
+        '"side": "BUY"', '"side": "BUY", "side": "SELL"'
+    )
+    assert '"side": "SELL"' in inner
+    nested = json.dumps({"signals": [{**first, "meta": {"a": 1}}]}).replace(
+        '{"a": 1}', '{"a": 1, "a": 2}'
+    )
+    for body, key in ((top, "signals"), (inner, "side"), (nested, "a")):
+        answer = api.push(token, body)
+        assert answer.status_code == 400, body
+        assert answer.headers["Content-Type"].startswith("application/json")
+        error = answer.json()
+        assert error["error"] == "duplicate_key"
+        assert error["field"] == key
+        assert repr(key) in error["message"]
+    assert SignalStore(api.db).count() == 0
+    # Not JSON at all is still the malformed-JSON answer, and a clean body is stored.
+    assert api.push(token, '{"signals": [').json()["error"] == "malformed_json"
+    assert api.push(token, {"signals": [first, second]}).json()["accepted"] == 2
