@@ -145,3 +145,15 @@ def test_primary_region_comes_from_settings(start_server: Any, signal_factory: A
     api = start_server(primary_region="lhr")
     assert api.cross(api.token("ewr")).status_code == 403
     assert api.cross(api.token("lhr")).status_code == 200
+
+
+def test_since_must_be_an_rfc3339_date_time(api: Any, signal_factory: Any) -> None:
+    """The document says ``format: date-time``: a number (a Unix time to a lax parser), a date
+    alone or a trailing newline is refused with the field named, as JSON."""
+    reader = api.reader()
+    for bad in ("0.5", "1733140800", "2026-11-25", "2026-11-25T11:00:00Z\n", "now"):
+        answer = api.cross(reader, since=bad)
+        assert answer.status_code == 422, bad
+        assert answer.json()["field"] == "since"
+    for good in ("2026-11-25T11:00:00Z", "2026-11-25t11:00:00.5+01:00"):
+        assert api.cross(reader, since=good).status_code == 200, good

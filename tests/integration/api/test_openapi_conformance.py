@@ -18,7 +18,7 @@ from schemathesis.checks import positive_data_acceptance
 from nettrace.store.hardstop import HardstopLatch
 from nettrace.store.signals import SignalStore
 
-EXAMPLES = 80
+EXAMPLES = 25
 OPERATOR_TOKEN = "operator-conformance-3f9c1e"
 #: Operations that take the operator token (security scheme ``operatorAuth``), not a region's.
 OPERATOR_OPERATIONS = {"POST /api/v1/control/hardstop", "DELETE /api/v1/control/hardstop"}

@@ -6,6 +6,8 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sqlalchemy import text
+
 from nettrace.store.signals import SignalStore
 
 
@@ -219,3 +221,21 @@ def test_duplicate_json_keys_are_refused_naming_the_key(api: Any, signal_factory
     # Not JSON at all is still the malformed-JSON answer, and a clean body is stored.
     assert api.push(token, '{"signals": [').json()["error"] == "malformed_json"
     assert api.push(token, {"signals": [first, second]}).json()["accepted"] == 2
+
+
+def test_integral_floats_are_integers_as_the_document_says(api: Any) -> None:
+    """JSON Schema's ``integer`` includes 5.0: the heartbeat counters take it; 5.5 stays refused."""
+    token = api.token("lhr")
+    beat = {"source_region": "lhr", "pending": 5.0, "last_seq": 7, "quarantined": 0.0}
+    answer = api.push(token, json.dumps({"signals": [], "heartbeat": beat}))
+    assert answer.status_code == 200, answer.text
+    with api.db.engine.connect() as conn:
+        detail = conn.execute(text("SELECT detail FROM region_heartbeats")).scalar_one()
+    detail = json.loads(detail) if isinstance(detail, str) else detail
+    assert detail["pending"] == 5
+    assert isinstance(detail["pending"], int)
+    for bad in (5.5, "5", True, -1.0):
+        body = {"signals": [], "heartbeat": {**beat, "pending": bad}}
+        refused = api.push(token, json.dumps(body))
+        assert refused.status_code == 422, bad
+        assert refused.json()["field"] == "heartbeat.pending"
