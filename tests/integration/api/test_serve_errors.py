@@ -48,9 +48,9 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
         deadline = time.monotonic() + 30
         while True:
             try:
-                if requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1).ok:
+                if requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5).ok:
                     break
-            except requests.ConnectionError:
+            except requests.RequestException:
                 pass
             assert process.poll() is None, "nettrace serve exited while starting"
             assert time.monotonic() < deadline, "nettrace serve did not come up"
@@ -99,3 +99,61 @@ def test_server_level_errors_are_json(served: int, request_bytes: bytes, status:
     assert error["error"]
     assert error["message"]
     assert "<" not in body.decode()  # not an HTML page
+
+
+@pytest.fixture(scope="module")
+def gunicorn_served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    """Production's server: gunicorn with the JSON-error worker, on 127.0.0.1."""
+    home = tmp_path_factory.mktemp("gunicorn")
+    url = f"sqlite:///{home / 'nettrace.db'}"
+    upgrade(url)
+    port = _free_port()
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not (k.startswith("NETTRACE_") or k in {"FLY_REGION", "DATABASE_URL"})
+    }
+    env.update(DATABASE_URL=url, NETTRACE_DATA_DIR=str(home), NETTRACE_LOG_LEVEL="WARNING")
+    argv = [sys.executable, "-m", "gunicorn", "-w", "1", "--threads", "2", "-b"]
+    argv += [f"127.0.0.1:{port}", "-k", "nettrace.api.gunicorn_worker.JsonErrorThreadWorker"]
+    process = subprocess.Popen(
+        [*argv, "nettrace.app:create_app()"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5).ok:
+                    break
+            except requests.RequestException:
+                pass
+            assert process.poll() is None, "gunicorn exited while starting"
+            assert time.monotonic() < deadline, "gunicorn did not come up"
+            time.sleep(0.05)
+        yield port
+    finally:
+        process.kill()
+        process.wait(timeout=10)
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status"),
+    [
+        (b"GET /healthz?x=" + b"a" * 9_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
+        (b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"b" * 9_000 + b"\r\n\r\n", 431),
+    ],
+    ids=["request-line-414", "header-line-431"],
+)
+def test_gunicorn_level_errors_are_json(
+    gunicorn_served: int, request_bytes: bytes, status: int
+) -> None:
+    got, headers, body = _raw(gunicorn_served, request_bytes)
+    assert got == status
+    assert headers["content-type"] == "application/json"
+    error = json.loads(body)
+    assert error["error"]
+    assert error["message"]
+    assert "<" not in body.decode()
