@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from gunicorn import util
-from gunicorn.workers.gthread import ThreadWorker
+from gunicorn import util  # type: ignore[import-untyped]
+from gunicorn.workers.gthread import ThreadWorker  # type: ignore[import-untyped]
 
 from nettrace.api.schemas import ErrorResponse
 
