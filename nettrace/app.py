@@ -1,9 +1,10 @@
 """The Flask application factory: the primary's HTTP API (signals, health, OpenAPI).
 
-Production: ``gunicorn -w 2 -k gthread --threads 4 -b 0.0.0.0:8080 'nettrace.app:create_app()'``
-(the benchmark's configuration). Each worker builds its own app, engine and pool after the fork,
-so no database connection is shared across processes - hence no ``--preload``. Locally:
-``nettrace serve``. Tests pass their own ``settings`` and ``database``.
+Production: ``gunicorn -w 2 -k nettrace.api.gunicorn_worker.JsonErrorThreadWorker --threads 4
+-b 0.0.0.0:8080 'nettrace.app:create_app()'`` (the benchmark's configuration; the worker is
+gunicorn's gthread, whose own 414/431/400 answers are JSON). Each worker builds its own app,
+engine and pool after the fork, so no database connection is shared across processes - hence
+no ``--preload``. Locally: ``nettrace serve``. Tests pass their own ``settings`` and ``database``.
 """
 
 from __future__ import annotations

@@ -25,6 +25,10 @@ PUBLIC_ENDPOINTS: Final = frozenset({"health.healthz", "health.readyz", "health.
 OPERATOR_ENDPOINTS: Final = frozenset({"control.raise_hardstop", "control.clear_hardstop"})
 #: Endpoints the operator token may read as well as any region token.
 OPERATOR_READABLE: Final = frozenset({"control.hardstop_status"})
+#: Endpoints only the primary region's token (``settings.primary_region``) or the operator token
+#: may call: the cross-region view is the primary's input, and a scout reading every other
+#: scout's signals would be a leaked lhr token reading the whole cluster (403 for a scout).
+PRIMARY_ONLY: Final = frozenset({"signals.cross_region"})
 
 
 def authenticate() -> None:
@@ -36,7 +40,7 @@ def authenticate() -> None:
     if endpoint in OPERATOR_ENDPOINTS:
         _authenticate_operator(token)
         return
-    if endpoint in OPERATOR_READABLE and _is_operator(token):
+    if (endpoint in OPERATOR_READABLE or endpoint in PRIMARY_ONLY) and _is_operator(token):
         g.operator = True
         return
     if not token:
@@ -55,6 +59,15 @@ def authenticate() -> None:
             headers={"WWW-Authenticate": 'Bearer realm="nettrace", error="invalid_token"'},
         )
     g.region = region
+    if endpoint in PRIMARY_ONLY:
+        primary = api_state().settings.primary_region
+        if region != primary:
+            raise ApiError(
+                403,
+                "forbidden_region",
+                f"only the primary region's token ({primary!r}) or the operator token may read "
+                f"this; the token is {region!r}'s",
+            )
 
 
 def _bearer() -> str:

@@ -13,6 +13,7 @@ from flask import Blueprint, Response, request
 from pydantic import ValidationError
 
 from nettrace.api.errors import ApiError, validation_error
+from nettrace.api.jsonbody import reject_duplicate_keys
 from nettrace.api.schemas import HardstopClearQuery, HardstopRequest, HardstopResponse
 from nettrace.api.state import api_state
 from nettrace.observability.log import get_logger
@@ -58,8 +59,10 @@ def _request(*, required: bool = True) -> tuple[str, bool]:
         request.mimetype == "application/json" or request.mimetype.endswith("+json")
     ):
         raise ApiError(415, "unsupported_media_type", "send the body as application/json", "body")
+    raw = request.get_data(cache=False)
+    reject_duplicate_keys(raw)
     try:
-        body = HardstopRequest.model_validate_json(request.get_data(cache=False))
+        body = HardstopRequest.model_validate_json(raw)
     except ValidationError as exc:
         raise validation_error(exc) from None
     reason = body.reason.strip()

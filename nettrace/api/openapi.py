@@ -70,7 +70,7 @@ def _common_errors(*, with_body: bool) -> dict[str, Any]:
     if with_body:
         responses.update(
             {
-                "400": _error("Body is not valid JSON."),
+                "400": _error("Body is not valid JSON, or repeats a key within one object."),
                 "403": _error("A signal or heartbeat claims a region other than the token's."),
                 "413": _error("Body larger than the configured limit."),
                 "415": _error("Body is not application/json."),
@@ -91,7 +91,7 @@ def _hardstop_paths(
         "application/json": {"schema": {"$ref": _REF.format(model="HardstopRequest")}},
     }
     operator_errors = {
-        "400": _error("Body is not valid JSON."),
+        "400": _error("Body is not valid JSON, or repeats a key within one object."),
         "401": _error("Missing or wrong operator token (a region token is not enough)."),
         "413": _error("Body larger than the configured limit."),
         "415": _error("Body is not application/json."),

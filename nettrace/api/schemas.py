@@ -13,11 +13,12 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final, Literal
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import (
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StrictBool,
@@ -44,6 +45,25 @@ MAX_REASON_LEN: Final = 2000
 _REASON_SCHEMA: Final[JsonDict] = {"pattern": REASON_PATTERN}
 
 Side = Literal["BUY", "SELL", "HOLD"]
+
+#: RFC 3339 ``date-time`` (JSON Schema's ``format: date-time``): a full date, a full time and an
+#: offset. What the document promises for ``since``; a bare number (a Unix time to pydantic's
+#: lax mode) or a date alone is not one.
+RFC3339_DATE_TIME: Final = re.compile(
+    r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})\Z"
+)
+
+
+def _integral(value: object) -> object:
+    """JSON Schema's ``integer`` includes ``5.0`` (a number with a zero fractional part): accept
+    integral floats as the int they are. ``5.5``, NaN and infinity stay floats and are refused."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+#: An ``integer`` of the document: a JSON int, or a float with no fractional part.
+JsonInt = Annotated[int, BeforeValidator(_integral)]
 
 
 @dataclass(frozen=True)
@@ -126,10 +146,10 @@ class HeartbeatIn(_Strict):
     source_region: str = Field(pattern=REGION_PATTERN)
     scout_id: str | None = Field(default=None, max_length=128)
     ts: AwareDatetime | None = None
-    last_seq: int | None = Field(default=None, ge=0)
-    pending: int | None = Field(default=None, ge=0)
-    quarantined: int | None = Field(default=None, ge=0)
-    dropped_expired: int | None = Field(default=None, ge=0)
+    last_seq: JsonInt | None = Field(default=None, ge=0)
+    pending: JsonInt | None = Field(default=None, ge=0)
+    quarantined: JsonInt | None = Field(default=None, ge=0)
+    dropped_expired: JsonInt | None = Field(default=None, ge=0)
 
 
 class PushRequest(_Strict):
@@ -196,6 +216,18 @@ class CrossRegionQuery(BaseModel):
     exchange: str | None = Field(default=None, pattern=EXCHANGE_PATTERN, max_length=64)
     since: AwareDatetime | None = Field(default=None, description="Only signals with ts >= since.")
     limit: int = Field(default=1000, ge=1, le=10_000)
+
+    @field_validator("since", mode="before")
+    @classmethod
+    def _rfc3339(cls, value: object) -> object:
+        """Only an RFC 3339 date-time, as the document says (``format: date-time``)."""
+        if value is None:
+            return None
+        if not isinstance(value, str) or not RFC3339_DATE_TIME.match(value):
+            raise ValueError(
+                "since must be an RFC 3339 date-time with an offset, e.g. 2026-12-02T12:00:00Z"
+            )
+        return value
 
     @field_validator("since")
     @classmethod

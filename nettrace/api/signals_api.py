@@ -17,6 +17,7 @@ from flask import Blueprint, Response, g, request
 from pydantic import ValidationError
 
 from nettrace.api.errors import ApiError, validation_error
+from nettrace.api.jsonbody import reject_duplicate_keys
 from nettrace.api.schemas import CrossRegionQuery, PushContext, PushRequest, PushResponse
 from nettrace.api.state import api_state
 from nettrace.observability.log import get_logger
@@ -47,6 +48,7 @@ def push() -> Response:
         max_batch=settings.api_max_batch,
     )
     raw = request.get_data(cache=False)  # 413 beyond MAX_CONTENT_LENGTH
+    reject_duplicate_keys(raw)
     try:
         body = PushRequest.model_validate_json(raw, context={"push": context})
     except ValidationError as exc:

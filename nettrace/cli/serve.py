@@ -1,5 +1,7 @@
 """``nettrace serve``: run the primary's HTTP API locally (werkzeug, threaded).
 
+Errors the HTTP server refuses before the app sees the request (an over-long request line: 414,
+over-long or too many headers: 431) are answered as JSON too (``nettrace.api.server``).
 Production runs the same app under gunicorn (``gunicorn 'nettrace.app:create_app()'``); this
 command exists so a developer or a local multi-region run needs no extra tooling.
 """
@@ -20,6 +22,7 @@ def serve(
     port: Annotated[int, typer.Option(help="TCP port.", min=1, max=65535)] = 8080,
 ) -> None:
     """Serve the signals API (push, cross-region, healthz, readyz, OpenAPI) until Ctrl-C."""
+    from nettrace.api.server import JsonErrorRequestHandler
     from nettrace.app import create_app  # flask loads only for this command
 
     settings = state(ctx).settings
@@ -29,4 +32,12 @@ def serve(
         f"(database {settings.database_display()}); OpenAPI at /api/v1/openapi.json",
         err=True,
     )
-    run_simple(host, port, app, threaded=True, use_reloader=False)
+    # Errors the HTTP server answers itself (414, 431, ...) are JSON too, like the app's.
+    run_simple(
+        host,
+        port,
+        app,
+        threaded=True,
+        use_reloader=False,
+        request_handler=JsonErrorRequestHandler,
+    )

@@ -34,7 +34,22 @@ def issue(
     region: Annotated[str, typer.Option(help="The region this token may push for, e.g. lhr.")],
     label: Annotated[str, typer.Option(help="A note to recognise the token by.")] = "",
 ) -> None:
-    """Create a token for REGION and print it once (store it in the scout's secrets)."""
+    """Create a token for REGION and print it once (store it in the scout's secrets).
+
+    REGION must be one of the configured regions (``load_regions()``, with
+    ``$NETTRACE_REGIONS_FILE``): a token for a region that does not exist is refused.
+    """
+    from nettrace.config.regions import RegionConfigError, load_regions
+
+    try:
+        codes = load_regions().codes()
+    except RegionConfigError as exc:
+        raise CliError(str(exc)) from None
+    wanted = region.strip().lower()
+    if len(wanted) == 3 and wanted.isalpha() and wanted not in codes:  # else: the store's message
+        raise CliError(
+            f"region {region!r} is not configured; configured regions: {', '.join(codes)}"
+        )
     with _tokens(ctx) as tokens:
         try:
             token, info = tokens.issue(region, label)

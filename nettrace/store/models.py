@@ -24,6 +24,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    PrimaryKeyConstraint,
     String,
     Text,
     TypeDecorator,
@@ -90,10 +91,15 @@ class Base(DeclarativeBase):
 
 
 class SignalRow(Base):
-    """A signal pushed by a scout (or produced locally). ``id`` is the client's idempotency key."""
+    """A signal pushed by a scout (or produced locally).
+
+    ``id`` is the client's idempotency key, unique per ``source_region`` (each region's scout
+    picks its own ids): the primary key is ``(source_region, id)``.
+    """
 
     __tablename__ = "signals"
     __table_args__ = (
+        PrimaryKeyConstraint("source_region", "id"),
         CheckConstraint("side IN ('BUY', 'SELL', 'HOLD')", name="side"),
         CheckConstraint("confidence >= 0 AND confidence <= 1", name="confidence"),
         CheckConstraint("ttl_s > 0", name="ttl"),
@@ -101,7 +107,7 @@ class SignalRow(Base):
         Index("ix_signals_region_ts", "source_region", "ts"),
     )
 
-    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    id: Mapped[str] = mapped_column(String(128))
     source: Mapped[str] = mapped_column(String(64))
     source_region: Mapped[str] = mapped_column(String(8))
     exchange: Mapped[str] = mapped_column(String(64))

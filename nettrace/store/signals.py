@@ -1,11 +1,13 @@
 """Signals from every region: idempotent batch ingestion, region liveness, the cross-region view.
 
-Ingestion is one transaction per batch: ``INSERT ... ON CONFLICT (id) DO NOTHING RETURNING id``
-(PostgreSQL and SQLite both speak it, through SQLAlchemy's dialect inserts; on PostgreSQL the
-rows travel as one array per column, see ``_pg_bulk_insert``), so a retried push is acknowledged
-without storing anything twice, and the returned ids tell accepted from duplicate. Ids are
-deduplicated and sorted before the insert: two concurrent batches that share ids then take
-their row locks in the same order and cannot deadlock on PostgreSQL. The region's last-heard
+Ingestion is one transaction per batch: ``INSERT ... ON CONFLICT (source_region, id) DO NOTHING
+RETURNING id`` (PostgreSQL and SQLite both speak it, through SQLAlchemy's dialect inserts; on
+PostgreSQL the rows travel as one array per column, see ``_pg_bulk_insert``), so a retried push
+is acknowledged without storing anything twice, and the returned ids tell accepted from
+duplicate. An id is unique per source region only (each region's scout picks its own), so the
+same id from two regions is two signals. Keys ``(source_region, id)`` are deduplicated and
+sorted before the insert: two concurrent batches that share keys then take their row locks in
+the same order and cannot deadlock on PostgreSQL. The region's last-heard
 time is written after the batch, in its own short transaction, at most once a second.
 
 The consumer side is fail-closed: ``live_signals`` and ``agreeing_sources`` drop every signal of a
@@ -45,6 +47,8 @@ from nettrace.store.models import RegionHeartbeatRow, SignalRow
 HEARD_RESOLUTION_S = 1.0
 
 _SIGNALS = SignalRow.__table__
+#: What makes a signal unique (the primary key): an id is the idempotency key of its region.
+SIGNAL_KEY = ("source_region", "id")
 _HEARTBEATS = RegionHeartbeatRow.__table__
 
 
@@ -229,7 +233,7 @@ def _pg_bulk_insert() -> Any:
     return (
         postgresql.insert(SignalRow)
         .from_select(list(_COLUMNS), source)
-        .on_conflict_do_nothing(index_elements=["id"])
+        .on_conflict_do_nothing(index_elements=list(SIGNAL_KEY))
         .returning(_SIGNALS.c.id)
     )
 
@@ -273,9 +277,10 @@ class SignalStore:
         Each mapping has the ``SignalRow`` columns except ``received_at``. One transaction: the
         batch is stored whole or not at all.
         """
-        unique: dict[str, dict[str, Any]] = {}
+        unique: dict[tuple[str, str], dict[str, Any]] = {}
         for signal in signals:
-            unique.setdefault(str(signal["id"]), {**signal, "received_at": received_at})
+            key = (str(signal["source_region"]), str(signal["id"]))
+            unique.setdefault(key, {**signal, "received_at": received_at})
         rows = [unique[key] for key in sorted(unique)]
         accepted = 0
         if rows:
@@ -283,7 +288,9 @@ class SignalStore:
                 if conn.dialect.name == "postgresql":
                     accepted = len(conn.execute(_PG_BULK_INSERT, _as_arrays(rows)).all())
                 else:
-                    stmt = _insert_for(conn, _SIGNALS).on_conflict_do_nothing(index_elements=["id"])
+                    stmt = _insert_for(conn, _SIGNALS).on_conflict_do_nothing(
+                        index_elements=list(SIGNAL_KEY)
+                    )
                     accepted = len(conn.execute(stmt.returning(_SIGNALS.c.id), rows).all())
         if heartbeat is not None or self._due(region, received_at):
             # Its own short transaction, after the batch committed: every push of a region in
@@ -351,7 +358,7 @@ class SignalStore:
         query = (
             select(SignalRow)
             .where(SignalRow.ts > now - timedelta(seconds=max_ttl_s))
-            .order_by(SignalRow.ts.desc(), SignalRow.id)
+            .order_by(SignalRow.ts.desc(), SignalRow.source_region, SignalRow.id)
         )
         if symbol is not None:
             query = query.where(SignalRow.symbol == symbol)

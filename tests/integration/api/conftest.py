@@ -21,6 +21,7 @@ import structlog
 from flask import Flask
 from werkzeug.serving import make_server
 
+from nettrace.api.server import JsonErrorRequestHandler
 from nettrace.api.state import api_state
 from nettrace.app import create_app
 from nettrace.config.settings import Settings
@@ -43,6 +44,10 @@ class ApiServer:
     def token(self, region: str) -> str:
         token, _ = TokenStore(self.db).issue(region, label="test")
         return token
+
+    def reader(self) -> str:
+        """A token of the primary region: the only region token that may read cross-region."""
+        return self.token(self.settings.primary_region)
 
     def set_clock(self, clock: Callable[[], datetime]) -> None:
         api_state(self.app).clock = clock
@@ -114,7 +119,9 @@ def start_server(migrated_db: Database) -> Iterator[Callable[..., ApiServer]]:
         values.update(overrides)
         settings = Settings(**values)
         app = create_app(settings, migrated_db)
-        server = make_server("127.0.0.1", 0, app, threaded=True)
+        server = make_server(
+            "127.0.0.1", 0, app, threaded=True, request_handler=JsonErrorRequestHandler
+        )
         thread = threading.Thread(target=server.serve_forever, daemon=True)
         thread.start()
         running.append((server, thread))

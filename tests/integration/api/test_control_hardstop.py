@@ -134,3 +134,19 @@ def test_the_operator_can_ask_a_raise_to_flatten(migrated_db: Database) -> None:
     cleared = http.delete(URL, json={"reason": "done"}, headers=bearer(OPERATOR))
     assert cleared.status_code == 200
     assert HardstopLatch(migrated_db).state().flatten is False
+
+
+def test_duplicate_keys_in_a_hardstop_body_are_refused(migrated_db: Database) -> None:
+    http = client(migrated_db, operator_token=OPERATOR)
+    headers = {**bearer(OPERATOR), "Content-Type": "application/json"}
+    body = '{"reason": "incident", "flatten": false, "flatten": true}'
+    answer = http.post(URL, data=body, headers=headers)
+    assert answer.status_code == 400
+    assert answer.json is not None
+    assert answer.json["error"] == "duplicate_key"
+    assert answer.json["field"] == "flatten"
+    assert http.get(URL, headers=bearer(OPERATOR)).json["active"] is False  # nothing raised
+    cleared = http.delete(URL, data='{"reason": "a", "reason": "b"}', headers=headers)
+    assert cleared.status_code == 400
+    assert cleared.json is not None
+    assert cleared.json["field"] == "reason"

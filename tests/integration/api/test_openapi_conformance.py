@@ -18,7 +18,7 @@ from schemathesis.checks import positive_data_acceptance
 from nettrace.store.hardstop import HardstopLatch
 from nettrace.store.signals import SignalStore
 
-EXAMPLES = 80
+EXAMPLES = 25
 OPERATOR_TOKEN = "operator-conformance-3f9c1e"
 #: Operations that take the operator token (security scheme ``operatorAuth``), not a region's.
 OPERATOR_OPERATIONS = {"POST /api/v1/control/hardstop", "DELETE /api/v1/control/hardstop"}
@@ -43,6 +43,7 @@ def test_api_conforms_to_its_openapi_document(served: tuple[Any, str], mode: Any
     run under this pytest version.
     """
     api, token = served
+    primary_token = api.reader()  # cross-region answers the primary's token only
     schema = schemathesis.openapi.from_url(api.base_url + "/api/v1/openapi.json")
     operations = [result.ok() for result in schema.get_all_operations()]
     labels = {op.label for op in operations}
@@ -53,6 +54,8 @@ def test_api_conforms_to_its_openapi_document(served: tuple[Any, str], mode: Any
         if mode == GenerationMode.NEGATIVE and not takes_input:
             continue  # the probes take no input: there is nothing to make invalid
         bearer = OPERATOR_TOKEN if operation.label in OPERATOR_OPERATIONS else token
+        if operation.path.endswith("/cross-region"):
+            bearer = primary_token
         _fuzz(schema, operation, mode, api.base_url, bearer)
     if mode == GenerationMode.POSITIVE:
         # Valid raises and clears were really applied, not just answered.

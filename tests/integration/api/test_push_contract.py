@@ -6,6 +6,8 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sqlalchemy import text
+
 from nettrace.store.signals import SignalStore
 
 
@@ -189,6 +191,51 @@ def test_heartbeat_alone_marks_the_region_heard(api: Any) -> None:
     )
     assert response.status_code == 200
     assert response.json() == {"region": "sin", "accepted": 0, "duplicates": 0}
-    view = api.cross(token).json()
+    view = api.cross(api.reader()).json()
     assert view["regions"]["sin"]["stale"] is False
     assert view["regions"]["sin"]["signals"] == []
+
+
+def test_duplicate_json_keys_are_refused_naming_the_key(api: Any, signal_factory: Any) -> None:
+    """Duplicate keys are 400 with the key named, never "the last one wins" (nothing stored)."""
+    token = api.token("lhr")
+    first, second = signal_factory("lhr"), signal_factory("lhr")
+    batch = json.dumps([first])
+    top = f'{{"signals": {batch}, "signals": {json.dumps([second])}}}'
+    inner = json.dumps({"signals": [first]}).replace(
+        '"side": "BUY"', '"side": "BUY", "side": "SELL"'
+    )
+    assert '"side": "SELL"' in inner
+    nested = json.dumps({"signals": [{**first, "meta": {"a": 1}}]}).replace(
+        '{"a": 1}', '{"a": 1, "a": 2}'
+    )
+    for body, key in ((top, "signals"), (inner, "side"), (nested, "a")):
+        answer = api.push(token, body)
+        assert answer.status_code == 400, body
+        assert answer.headers["Content-Type"].startswith("application/json")
+        error = answer.json()
+        assert error["error"] == "duplicate_key"
+        assert error["field"] == key
+        assert repr(key) in error["message"]
+    assert SignalStore(api.db).count() == 0
+    # Not JSON at all is still the malformed-JSON answer, and a clean body is stored.
+    assert api.push(token, '{"signals": [').json()["error"] == "malformed_json"
+    assert api.push(token, {"signals": [first, second]}).json()["accepted"] == 2
+
+
+def test_integral_floats_are_integers_as_the_document_says(api: Any) -> None:
+    """JSON Schema's ``integer`` includes 5.0: the heartbeat counters take it; 5.5 stays refused."""
+    token = api.token("lhr")
+    beat = {"source_region": "lhr", "pending": 5.0, "last_seq": 7, "quarantined": 0.0}
+    answer = api.push(token, json.dumps({"signals": [], "heartbeat": beat}))
+    assert answer.status_code == 200, answer.text
+    with api.db.engine.connect() as conn:
+        detail = conn.execute(text("SELECT detail FROM region_heartbeats")).scalar_one()
+    detail = json.loads(detail) if isinstance(detail, str) else detail
+    assert detail["pending"] == 5
+    assert isinstance(detail["pending"], int)
+    for bad in (5.5, "5", True, -1.0):
+        body = {"signals": [], "heartbeat": {**beat, "pending": bad}}
+        refused = api.push(token, json.dumps(body))
+        assert refused.status_code == 422, bad
+        assert refused.json()["field"] == "heartbeat.pending"

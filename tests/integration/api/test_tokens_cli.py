@@ -91,3 +91,26 @@ def test_unmigrated_database_is_one_line_error(
     assert code == 2
     assert "nettrace db upgrade" in err
     assert err.count("\n") == 1
+
+
+def test_issue_refuses_a_region_that_is_not_configured(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'tokens.db'}"
+    from nettrace.store.migrate import upgrade
+
+    upgrade(url)
+    monkeypatch.delenv("NETTRACE_REGIONS_FILE", raising=False)
+    code, out, err = _cli(["tokens", "issue", "--region", "xyz"], url, monkeypatch, capsys)
+    assert code == 2
+    assert out == ""
+    assert err.count("\n") == 1
+    assert "'xyz' is not configured" in err
+    assert "configured regions: bom, ewr, fra, lhr, nrt, ord, sin" in err
+    code, out, _ = _cli(["tokens", "list"], url, monkeypatch, capsys)
+    assert code == 0
+    assert "xyz" not in out  # nothing was issued
+    # A configured region still works.
+    code, out, _ = _cli(["tokens", "issue", "--region", "fra"], url, monkeypatch, capsys)
+    assert code == 0
+    assert out.startswith("ntq_")
