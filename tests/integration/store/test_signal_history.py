@@ -43,6 +43,10 @@ def test_a_region_silent_past_the_limit_is_not_heard_even_within_ttl(
     push(migrated_db, "nrt", "long", ts=0, received=0, ttl=3600)
     push(migrated_db, "lhr", "lhr-1", ts=0, received=0, ttl=3600)
     push(migrated_db, "lhr", "lhr-2", ts=200, received=200, symbol="ETH/USD")  # lhr speaks on
+    push(migrated_db, "lhr", "lhr-3", ts=240, received=240)
     assert known(migrated_db, 100) == ["lhr-1", "long"]
-    assert known(migrated_db, 250) == ["lhr-1"]  # nrt silent 250 s > 120 s: stale
-    assert known(migrated_db, 150) == []  # nor lhr at 150: its ETH/USD signal is not out yet
+    # At 150 both regions' newest word is 150 s old (lhr's ETH/USD is not out yet): stale.
+    assert known(migrated_db, 150) == []
+    # At 250 lhr is live again (it spoke at 200 and 240), nrt is not; lhr-1 and long, issued
+    # 250 s ago, are older than the staleness limit themselves, whatever their ttl says.
+    assert known(migrated_db, 250) == ["lhr-3"]
