@@ -34,12 +34,28 @@ def backtest(
         ),
     ] = None,
     exchange: Annotated[
-        str | None, typer.Option(help="Read stored candles of this exchange (see data list).")
+        str | None,
+        typer.Option(
+            help="Read stored candles of this exchange (see data list); with --data: the "
+            "file's exchange, when its name does not say."
+        ),
     ] = None,
     pairs: Annotated[
         str | None, typer.Option(help="With --exchange: comma-separated pairs, e.g. BTC/USD.")
     ] = None,
-    timeframe: Annotated[str | None, typer.Option(help="With --exchange: e.g. 5m, 1h.")] = None,
+    pair: Annotated[
+        str | None,
+        typer.Option(
+            help="With --data: the file's pair (e.g. BTC/USD), when its name does not say."
+        ),
+    ] = None,
+    timeframe: Annotated[
+        str | None,
+        typer.Option(
+            help="With --exchange: e.g. 5m, 1h. With --data: the file's timeframe (default: "
+            "from its name, else from the spacing of its bars)."
+        ),
+    ] = None,
     timerange: Annotated[
         str | None, typer.Option(help="YYYYMMDD-YYYYMMDD (either side may be empty), UTC.")
     ] = None,
@@ -66,10 +82,16 @@ def backtest(
 ) -> None:
     """Backtest a strategy: decisions at bar close, fills at the next bar, fees on every fill.
 
-    Examples:
-      nettrace backtest --strategy ema_cross --data BTC-USD_5m.parquet --fee 0.004
-      nettrace backtest --strategy sniper --exchange coinbase --pairs BTC/USD,ETH/USD
-        --timeframe 1h --timerange 20240101- --report report.html
+    A --data file named EXCHANGE_BASE-QUOTE_TIMEFRAME.<ext> (e.g. coinbase_BTC-USD_1h.csv)
+    says what it holds; any other name needs --exchange and --pair (the timeframe is then
+    read from the spacing of the bars unless --timeframe gives it).
+
+    Examples (from the repository root; ../shared/data is the developer data set):
+      nettrace backtest --strategy ema_cross --data ../shared/data/coinbase_BTC-USD_1h.parquet \\
+        --fee 0.004
+      nettrace data import ../shared/data/coinbase_BTC-USD_1h.parquet
+      nettrace backtest --strategy sniper --exchange coinbase --pairs BTC/USD --timeframe 1h \\
+        --timerange 20180101- --report report.html
     """
     from nettrace.backtest.engine import BacktestConfig, run_backtest
     from nettrace.backtest.metrics import compute_metrics
@@ -90,7 +112,9 @@ def backtest(
         raise CliError(str(exc)) from None
     start_ms, end_ms = _parse_timerange(timerange)
     settings = st.settings
-    candles = _load(data, exchange, pairs, timeframe, repair, settings.data_dir / "candles", st)
+    candles = _load(
+        data, exchange, pairs, timeframe, repair, settings.data_dir / "candles", st, pair=pair
+    )
     candles = {pair: c.between(start_ms, end_ms) for pair, c in candles.items()}
     empty = [pair for pair, c in candles.items() if len(c) < 2]
     if empty:
@@ -158,16 +182,24 @@ def _load(
     repair: bool,
     root: Path,
     st: object,
+    *,
+    pair: str | None = None,
 ) -> dict[str, Candles]:
-    if data and (exchange or pairs or timeframe):
-        raise CliError("use either --data FILE or --exchange/--pairs/--timeframe, not both")
+    if data and pairs:
+        raise CliError("--pairs reads stored candles; with --data FILE give the file's --pair")
+    if pair and not data:
+        raise CliError("--pair names the pair of a --data FILE; for stored candles use --pairs")
+    if pair and len(data or []) > 1:
+        raise CliError("--pair applies to one --data FILE; name the files EXCHANGE_BASE-QUOTE_TF")
     loaded: dict[str, Candles] = {}
     try:
         if data:
             for path in data:
                 if not path.is_file():
                     raise CliError(f"candle file {path} does not exist")
-                candles, notes = load_candles(path, repair=repair)
+                candles, notes = load_candles(
+                    path, repair=repair, exchange=exchange, pair=pair, timeframe=timeframe
+                )
                 _notes(st, path.name, notes)
                 if candles.key.pair in loaded:
                     raise CliError(f"pair {candles.key.pair} given twice (--data {path})")

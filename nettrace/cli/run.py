@@ -76,10 +76,20 @@ def run(
         bool, typer.Option("--i-accept-live-risk", help="Required with --live: real money.")
     ] = False,
     exchange: Annotated[
-        str | None, typer.Option(help="Live feed: ccxt exchange id, e.g. kraken.")
+        str | None,
+        typer.Option(
+            help="Live feed (or a --replay file's, if its name lacks it): ccxt id, e.g. kraken."
+        ),
     ] = None,
-    symbol: Annotated[str | None, typer.Option(help="Live feed: pair, e.g. BTC/USD.")] = None,
-    timeframe: Annotated[str, typer.Option(help="Live feed: bar size, e.g. 5m.")] = "5m",
+    symbol: Annotated[
+        str | None, typer.Option(help="Live feed (or a --replay file's): pair, e.g. BTC/USD.")
+    ] = None,
+    timeframe: Annotated[
+        str,
+        typer.Option(
+            help="Live feed: bar size, e.g. 5m (a --replay file's: from its name or bars)."
+        ),
+    ] = "5m",
     cash: Annotated[
         float, typer.Option(help="Paper: starting cash (quote currency) of a new account.")
     ] = 10_000.0,
@@ -156,18 +166,18 @@ def run(
     Every order is stored with its approval before it is sent; HARDSTOP halts everything.
     Only the primary region (PRIMARY_REGION, default ewr) may run this.
 
+    A --replay file named EXCHANGE_BASE-QUOTE_TIMEFRAME.<ext> says what it holds; any other
+    name needs --exchange and --symbol (the bar size then comes from the bars' spacing).
+
     The scouts' signals join the decision at each bar's moment: live, now; in a replay at
     --speed N, the bar's scheduled time (--anchor pins the schedule of a recorded run, e.g.
-    the one `nettrace cluster up` printed, so the replay hears exactly what it heard).
+    the one `nettrace cluster status` prints, so the replay hears exactly what it heard).
 
-    Examples:
+    Examples (from the repository root; ../shared/data is the developer data set):
       nettrace run --paper --replay ../shared/data/bitstamp_BTC-USD_1d.parquet --speed max
-      nettrace run --replay ../shared/data/coinbase_BTC-USD_1h.parquet --speed 3600 \\
-        --start 2019-01-10T00:00 --anchor 1764700000
-      nettrace run --replay BTC-USD_5m.parquet --speed 60 --account paper.json
+      nettrace run --replay ../shared/data/coinbase_BTC-USD_1d.parquet --speed 86400 \\
+        --account paper.json
       nettrace run --paper --exchange kraken --symbol BTC/USD --timeframe 5m
-      NETTRACE_KRAKEN_API_KEY=... NETTRACE_KRAKEN_SECRET=... \\
-        nettrace run --live --i-accept-live-risk --exchange kraken --symbol BTC/USD
     """
     st = state(ctx)
     pace = _speed(speed)
@@ -193,7 +203,13 @@ def run(
         with st.out.status(f"fetching recent {timeframe} bars of {symbol} from {exchange}..."):
             candles = _warm_up(feed, warm_up)
     else:
-        candles = _candles(replay)
+        candles = _candles(
+            replay, exchange=exchange, pair=symbol,
+            # the 5m default is the live feed's; a replayed file's comes from it if not given
+            timeframe=None
+            if getattr(ctx.get_parameter_source("timeframe"), "name", "") == "DEFAULT"
+            else timeframe,
+        )  # fmt: skip
     settings = st.settings
     if settings.region != settings.primary_region:
         raise CliError(
@@ -514,11 +530,19 @@ def _check_live(exchange: str | None, accepted: bool) -> None:
         raise CliError("--live places real orders with real money: add --i-accept-live-risk")
 
 
-def _candles(path: Path) -> Candles:
+def _candles(
+    path: Path,
+    *,
+    exchange: str | None = None,
+    pair: str | None = None,
+    timeframe: str | None = None,
+) -> Candles:
     if not path.is_file():
         raise CliError(f"candle file {path} does not exist")
     try:
-        candles, _ = load_candles(path)
+        candles, _ = load_candles(
+            path, exchange=exchange, pair=pair, timeframe=timeframe, flags={"pair": "--symbol"}
+        )
     except CandleDataError as exc:
         raise CliError(f"{exc} (repair it with `nettrace data import --repair`)") from None
     except ValueError as exc:

@@ -50,6 +50,29 @@ def timeframe_ms(timeframe: str) -> int:
         ) from None
 
 
+def infer_timeframe(timestamps: npt.ArrayLike) -> str:
+    """The timeframe code of bars opening at ``timestamps`` (ms): their median spacing.
+
+    The median, not the smallest step, so gaps (missing bars) and a stray duplicate or
+    misordered row do not change the answer. ``ValueError`` if there are fewer than two bars
+    or the spacing is not one of ``TIMEFRAME_MS``.
+    """
+    stamps = np.asarray(timestamps, dtype=np.float64)
+    stamps = np.sort(stamps[np.isfinite(stamps)])
+    steps = np.diff(stamps)
+    steps = steps[steps > 0]
+    if len(steps) == 0:
+        raise ValueError("fewer than two distinct bar times, so no timeframe can be inferred")
+    median = float(np.median(steps))
+    for code, length in TIMEFRAME_MS.items():
+        if median == length:
+            return code
+    raise ValueError(
+        f"bars are {median / 60_000:g} minutes apart (median), which is no timeframe "
+        f"({', '.join(TIMEFRAME_MS)})"
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class CandleKey:
     """Which candles: exchange id (ccxt), pair in ccxt form (``BTC/USD``) and timeframe."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 import gzip
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,6 +42,10 @@ _FREQTRADE_NAME = re.compile(
     r"^(?P<base>[A-Za-z0-9]+)_(?P<quote>[A-Za-z0-9]+)(?:_(?P<settle>[A-Za-z0-9]+))?"
     r"-(?P<tf>\d+[mhdwM])(?:-(?P<kind>[A-Za-z_]+))?$"
 )
+#: ``BTC-USD_5m``: our name without the exchange (pair and timeframe only).
+_PAIR_TF_NAME = re.compile(r"^(?P<base>[A-Za-z0-9]+)-(?P<quote>[A-Za-z0-9]+)_(?P<tf>\d+[mhdw])$")
+#: The command-line option that gives each key part, for error messages.
+KEY_FLAGS: dict[str, str] = {"exchange": "--exchange", "pair": "--pair", "timeframe": "--timeframe"}
 #: Freqtrade candle types that are trade OHLCV; mark/index/funding files are other series.
 _FREQTRADE_OHLCV_KINDS = (None, "spot", "futures")
 
@@ -128,6 +133,43 @@ def resolve_key(
     )
 
 
+def file_key_parts(
+    path: Path,
+    *,
+    exchange: str | None = None,
+    pair: str | None = None,
+    timeframe: str | None = None,
+    flags: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """Exchange, pair and (if known) timeframe of the candle file ``path``.
+
+    Given parts win; the rest comes from the file name (``guess_key_parts``). The timeframe
+    may stay unknown (the caller infers it from the bars); a missing exchange or pair raises
+    ``ValueError`` naming the file, what is missing, how to name the file and which options
+    (``flags``, default ``KEY_FLAGS``) to pass instead.
+    """
+    try:
+        guess = guess_key_parts(path)
+    except ValueError:
+        if not (exchange and pair):
+            raise
+        guess = {}
+    parts = {
+        "exchange": exchange or guess.get("exchange"),
+        "pair": pair or guess.get("pair"),
+        "timeframe": timeframe or guess.get("timeframe"),
+    }
+    missing = [name for name in ("exchange", "pair") if not parts[name]]
+    if missing:
+        names = {**KEY_FLAGS, **(flags or {})}
+        raise ValueError(
+            f"{path}: cannot tell the {' and '.join(missing)} of these candles from the file "
+            f"name; name it EXCHANGE_BASE-QUOTE_TIMEFRAME{_suffix(path)} or pass "
+            f"{' and '.join(names[m] for m in missing)}"
+        )
+    return {name: str(value) for name, value in parts.items() if value}
+
+
 def guess_key_parts(path: Path) -> dict[str, str]:
     """Whatever key parts the file name reveals (possibly none)."""
     stem = _stem(path)
@@ -137,6 +179,9 @@ def guess_key_parts(path: Path) -> dict[str, str]:
         pass
     else:
         return {"exchange": key.exchange, "pair": key.pair, "timeframe": key.timeframe}
+    match = _PAIR_TF_NAME.match(stem)
+    if match is not None and match["tf"] in TIMEFRAME_MS:
+        return {"pair": f"{match['base']}/{match['quote']}", "timeframe": match["tf"]}
     match = _FREQTRADE_NAME.match(stem)
     if match is None:
         return {}
@@ -241,6 +286,11 @@ def _stem(path: Path) -> str:
         if name.lower().endswith(suffix):
             return name[: -len(suffix)]
     return path.stem
+
+
+def _suffix(path: Path) -> str:
+    name = path.name.lower()
+    return next((s for s in sorted(SUFFIXES, key=len, reverse=True) if name.endswith(s)), ".csv")
 
 
 def _is_ccxt_exchange(name: str) -> bool:

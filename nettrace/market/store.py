@@ -14,6 +14,7 @@ from __future__ import annotations
 import builtins
 import os
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +23,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from nettrace.market.candles import COLUMNS, CandleKey, Candles
+from nettrace.market.candles import COLUMNS, CandleKey, Candles, infer_timeframe
 from nettrace.market.validation import (
     CandleDataError,
     gap_stats,
@@ -78,23 +79,51 @@ def read_parquet_frame(path: Path) -> tuple[pd.DataFrame, dict[str, str]]:
 
 
 def load_candles(
-    path: Path, *, key: CandleKey | None = None, repair: bool = False
+    path: Path,
+    *,
+    key: CandleKey | None = None,
+    repair: bool = False,
+    exchange: str | None = None,
+    pair: str | None = None,
+    timeframe: str | None = None,
+    flags: Mapping[str, str] | None = None,
 ) -> tuple[Candles, list[str]]:
     """Read, validate and (if asked) repair candles from ``path``; return them with the notes.
 
     Any error-level problem raises ``CandleDataError`` naming the file, row and problem unless
     ``repair`` is true, in which case the notes say what was changed; gaps never fail a load.
     Parquet is read directly; CSV, Freqtrade ``.feather`` and ``.json`` go through the
-    importers. The key comes from the file name when not given.
+    importers.
+
+    Without ``key``, the given ``exchange``/``pair``/``timeframe`` win and the file name
+    (``EXCHANGE_BASE-QUOTE_TIMEFRAME.<ext>``, ``BASE-QUOTE_TIMEFRAME.<ext>`` or Freqtrade's
+    ``BASE_QUOTE-TIMEFRAME.<ext>``) supplies the rest; a timeframe known from neither is
+    inferred from the median spacing of the bars. ``ValueError`` (one line, naming the file,
+    the missing parts and the options in ``flags`` that give them) if exchange or pair is
+    still unknown.
     """
+    from nettrace.market.importers import file_key_parts, read_frame
+
+    parts: dict[str, str] = {}
     if key is None:
-        key = key_from_path(path)
+        parts = file_key_parts(path, exchange=exchange, pair=pair, timeframe=timeframe, flags=flags)
     if path.suffix == ".parquet":
         frame, meta = read_parquet_frame(path)
     else:
-        from nettrace.market.importers import read_frame
-
         frame, meta = read_frame(path)
+    if key is None:
+        tf = parts.get("timeframe")
+        if tf is None:
+            if "timestamp" not in frame.columns:
+                raise CandleDataError(f"{path}: no timestamp column")
+            try:
+                tf = infer_timeframe(frame["timestamp"].to_numpy())
+            except ValueError as exc:
+                option = (flags or {}).get("timeframe", "--timeframe")
+                raise ValueError(
+                    f"{path}: cannot infer the timeframe: {exc}; pass {option}"
+                ) from None
+        key = CandleKey(parts["exchange"], parts["pair"], tf)
     frame, notes = check_frame(frame, str(path), key.timeframe, repair=repair)
     candles = Candles.from_frame(
         frame,

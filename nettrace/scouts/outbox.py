@@ -17,11 +17,12 @@ Wire format (``POST <primary>/api/v1/signals/push``, ``Authorization: Bearer <re
   ``accepted + duplicates == len(signals)``. Anything else is not an ack.
 
 Failure policy: connection errors, timeouts, 5xx, 429 and a 2xx that does not cover the batch
-are retried with exponential backoff and jitter (``Retry-After`` is honoured when sent); any
-other 4xx means the primary will never take that batch as it is, so the batch is quarantined:
-kept in the file, logged, not retried (``requeue_quarantined`` puts it back). A signal whose
-``ts + ttl_s`` has passed is dropped unsent and counted: acting on it would be acting on stale
-news.
+are retried with exponential backoff and jitter; a ``Retry-After`` sent with a 429/503 can only
+lengthen the wait (the delay is the larger of it and the backoff, so ``Retry-After: 0`` does
+not mean "hammer me"); any other 4xx means the primary will never take that batch as it is, so
+the batch is quarantined: kept in the file, logged, not retried (``requeue_quarantined`` puts it
+back). A signal whose ``ts + ttl_s`` has passed is dropped unsent and counted: acting on it
+would be acting on stale news.
 """
 
 from __future__ import annotations
@@ -368,13 +369,15 @@ class Outbox:
         retry_after: float | None = None,
     ) -> PushResult:
         self._failures += 1
+        ceiling = min(self._backoff_max_s, self._backoff_base_s * 2 ** (self._failures - 1))
+        # "Equal jitter": at least half the exponential step, so scouts that lost the
+        # primary together do not all come back in the same instant.
+        delay = ceiling * (0.5 + 0.5 * self._rng.random())
         if retry_after is not None:
-            delay = min(retry_after, self._max_retry_after_s)
-        else:
-            ceiling = min(self._backoff_max_s, self._backoff_base_s * 2 ** (self._failures - 1))
-            # "Equal jitter": at least half the exponential step, so scouts that lost the
-            # primary together do not all come back in the same instant.
-            delay = ceiling * (0.5 + 0.5 * self._rng.random())
+            # Retry-After is a floor, never a licence to go faster than our own backoff: a
+            # primary answering 429 with "Retry-After: 0" would otherwise be hammered in a
+            # tight loop (issue 11: 87 refused POSTs in under a second).
+            delay = max(delay, min(retry_after, self._max_retry_after_s))
         self._next_attempt_at = now + delay
         if seqs:
             with self._transaction() as db:

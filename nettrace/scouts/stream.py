@@ -5,8 +5,8 @@ signal (5) and the mid behind signal 6 are as fresh as the venue allows. ``Strea
 ccxt.pro exchange in its own asyncio event loop on a background thread (the monitor and its
 agent are synchronous threads) and keeps, per symbol, the latest best bid/ask
 (``watch_bids_asks``, else ``watch_ticker``), the top ``depth`` levels of the order book
-(``watch_order_book``) and the most recent trades (``watch_trades``) in a lock-guarded
-snapshot that any thread can read.
+(``watch_order_book``, asked for a depth the venue accepts: ``watch_book_depth``) and the most
+recent trades (``watch_trades``) in a lock-guarded snapshot that any thread can read.
 
 Reconnection is explicit. ccxt.pro, when a socket closes or errors, rejects the pending
 ``watch_*`` futures with a ``NetworkError`` and forgets the connection; the *next* ``watch_*``
@@ -32,7 +32,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 import ccxt.pro
 
@@ -66,6 +66,35 @@ def has_stream(exchange_id: str) -> bool:
     the rest over REST.
     """
     return bool(stream_support(exchange_id) & {"watchTicker", "watchOrderBook", "watchTrades"})
+
+
+#: Order-book depths ccxt.pro's ``watch_order_book`` accepts, by venue, for the venues whose
+#: ccxt.pro implementation refuses any other ``limit`` (checked against ccxt 4.5.90's
+#: ``ccxt/pro/<id>.py`` and tests/unit/scouts/test_stream_depth.py, which calls the real
+#: methods). Venues not listed take any depth. bybit's list is its spot/linear one (its options
+#: take 25 or 100).
+WATCH_BOOK_DEPTHS: Final[Mapping[str, tuple[int, ...]]] = {
+    "bitfinex": (25, 100),
+    "bitopro": (5, 10, 20, 50, 100, 500, 1000),
+    "bittrade": (150,),
+    "bybit": (1, 50, 200, 1000),
+    "htx": (5, 20, 150, 400),
+    "kraken": (10, 25, 100, 500, 1000),
+    "kucoin": (5, 20, 50, 100),
+}
+
+
+def watch_book_depth(exchange_id: str, depth: int) -> int:
+    """The ``limit`` to ask ``watch_order_book`` of ``exchange_id`` for to get ``depth`` levels.
+
+    ``depth`` itself where the venue takes any limit; else the smallest accepted depth at least
+    ``depth`` (the feed keeps only the top ``depth`` levels of it), or the largest accepted one
+    if none is that deep. Kraken asked for 20 refuses (issue 11); it is asked for 25.
+    """
+    accepted = WATCH_BOOK_DEPTHS.get(exchange_id)
+    if accepted is None:
+        return depth
+    return min((d for d in accepted if d >= depth), default=max(accepted))
 
 
 @dataclass(frozen=True)
@@ -127,6 +156,9 @@ class StreamFeed:
         self.exchange_id = str(exchange.id)
         self.symbols = tuple(symbols)
         self.depth = depth
+        #: What ``watch_order_book`` is asked for: a depth the venue accepts, >= ``depth``
+        #: where it can be (``watch_book_depth``); the snapshot keeps the top ``depth``.
+        self.watch_depth = watch_book_depth(self.exchange_id, depth)
         self.max_age_s = max_age_s
         self.backoff_base_s = backoff_base_s
         self.backoff_max_s = backoff_max_s
@@ -299,7 +331,7 @@ class StreamFeed:
                 return tickers.get(symbol) if isinstance(tickers, dict) else None
             return await ex.watch_ticker(symbol)
         if stream == BOOK:
-            book = await ex.watch_order_book(symbol, self.depth)
+            book = await ex.watch_order_book(symbol, self.watch_depth)
             # Copy now, on the loop: ccxt keeps mutating its book object as deltas arrive.
             return {
                 "bids": [[float(p), float(a)] for p, a, *_ in book["bids"][: self.depth]],

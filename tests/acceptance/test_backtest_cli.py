@@ -256,3 +256,63 @@ def test_the_exchanges_own_fee_schedule_applies(
     for row in trades:  # next-open fills are market orders: binance's taker rate, both legs
         notional = row["amount"] * (row["entry_price"] + row["exit_price"])
         assert row["fee"] == pytest.approx(0.002 * notional, rel=1e-9)
+
+
+def test_a_data_file_of_any_name_takes_exchange_and_pair(
+    shared_data: Path, env: dict[str, str], tmp_path: Path
+) -> None:
+    import pandas as pd
+
+    csv = tmp_path / "btc daily.csv"  # issue 11: refused for not being named ..._1d.parquet
+    pd.read_parquet(shared_data / "bitstamp_BTC-USD_1d.parquet").head(300).to_csv(csv, index=False)
+    refused = nettrace("backtest", "--strategy", "ema_cross", "--data", csv, env=env)
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    [line] = refused.stderr.strip().splitlines()
+    assert str(csv) in line
+    assert line.endswith("name it EXCHANGE_BASE-QUOTE_TIMEFRAME.csv or pass --exchange and --pair")
+    export = tmp_path / "bt.json"
+    done = nettrace("backtest", "--strategy", "ema_cross", "--data", csv, "--exchange",
+                    "bitstamp", "--pair", "BTC/USD", "--export", export, env=env)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    document = json.loads(export.read_text())
+    assert (document["pairs"], document["timeframe"]) == (["BTC/USD"], "1d")  # from the bars
+
+
+def _help_examples(text: str) -> list[str]:
+    """The commands under ``Examples`` in a ``--help`` text, continuation lines joined."""
+    lines = text.split("Examples", 1)[1].split("╭", 1)[0].splitlines()[1:]
+    commands: list[str] = []
+    joined = ""
+    for raw in lines:
+        line = raw.strip()
+        if not line:
+            continue
+        joined = f"{joined} {line}".strip()
+        if joined.endswith("\\"):
+            joined = joined[:-1].strip()
+            continue
+        commands.append(joined)
+        joined = ""
+    return commands
+
+
+@pytest.mark.parametrize("command", ["backtest", "run"])
+def test_every_help_example_names_real_files_and_real_options(
+    shared_data: Path, env: dict[str, str], command: str
+) -> None:
+    # issue 11: the examples named files that do not exist and a name `--data` refused
+    text = nettrace(command, "--help", env=env).stdout
+    examples = _help_examples(text)
+    assert examples
+    for example in examples:
+        words = example.split()
+        assert words[0] == "nettrace", example
+        if words[1] != command:  # e.g. `nettrace data import FILE` before a backtest
+            continue
+        for word in words:
+            if word.startswith("--"):
+                assert word in text, (example, word)
+            if word.startswith("../shared/data/"):
+                assert (shared_data / word.removeprefix("../shared/data/")).is_file(), example
+            elif word.endswith((".parquet", ".csv")):
+                pytest.fail(f"example reads a file that does not exist: {example}")

@@ -254,3 +254,27 @@ def test_ctrl_c_ends_a_paced_replay_with_its_summary(
     assert "trade fingerprint:" in out
     bars = int(next(line for line in out.splitlines() if "│ bars" in line).split("│")[2])
     assert 0 < bars < 1220
+
+
+def test_a_replay_file_of_any_name_takes_exchange_and_symbol(
+    home: dict[str, str], shared_data: Path, tmp_path: Path
+) -> None:
+    import pandas as pd
+
+    csv = tmp_path / "btc daily.csv"  # issue 11: refused for not being named ..._1d.parquet
+    pd.read_parquet(shared_data / FILE).head(300).to_csv(csv, index=False)
+    refused = _nettrace(home, "run", "--replay", str(csv))
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    [line] = refused.stderr.strip().splitlines()
+    assert str(csv) in line
+    assert line.endswith("or pass --exchange and --symbol")
+    export = tmp_path / "run.json"
+    done = _nettrace(home, "run", "--replay", str(csv), "--exchange", "bitstamp", "--symbol",
+                     "BTC/USD", "--quiet", "--export", str(export))  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(export.read_text())
+    # the timeframe comes from the bars, not the live feed's 5m default
+    assert (summary["exchange"], summary["pair"], summary["timeframe"]) == (
+        "bitstamp", "BTC/USD", "1d",
+    )  # fmt: skip
+    assert summary["bars"] == 300

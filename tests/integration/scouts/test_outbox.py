@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import random
 import sqlite3
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ from typing import Any
 import pytest
 import requests
 
-from nettrace.scouts.outbox import Outbox
+from nettrace.scouts.outbox import Outbox, OutboxPusher
 from nettrace.scouts.signal import ScoutSignal
 
 TOKEN = "lhr-token-123"
@@ -136,6 +137,43 @@ def test_a_429_waits_exactly_as_long_as_retry_after_says(
     clock.advance(0.1)
     assert outbox.push_once().outcome == "acked"
     assert len(primary.requests) == 2
+
+
+def test_retry_after_zero_still_waits_the_outboxs_own_backoff(
+    outbox: Outbox, primary: Any, clock: Any
+) -> None:
+    # issue 11: a primary answering every push with 429 + "Retry-After: 0" got 87 POSTs in
+    # under a second. Over one (fake) second of calls every 10 ms, the outbox may only send
+    # on its exponential schedule: 0.25-0.5 s, then 0.5-1 s after that, ...
+    outbox.put(make_signal(clock, 1))
+    primary.failures.extend([(429, {"error": "slow down"}, {"Retry-After": "0"})] * 200)
+    delays = []
+    for _ in range(100):
+        result = outbox.push_once()
+        if result.outcome == "retry":
+            delays.append(result.retry_in_s)
+        clock.advance(0.01)
+    assert 1 <= len(primary.requests) <= 3
+    assert len(delays) == len(primary.requests)
+    for attempt, delay in enumerate(delays):
+        assert 0.25 * 2**attempt <= delay <= 0.5 * 2**attempt
+    assert len(outbox.pending()) == 1
+
+
+def test_a_pusher_against_retry_after_zero_does_not_hammer_the_primary(
+    tmp_path: Path, primary: Any
+) -> None:
+    # The same over a short real window, with the real clock and the pusher thread's sleeps.
+    box = open_outbox(tmp_path / "o.db", primary.url, time.time, backoff_base_s=0.1)
+    box.put(make_signal(time.time, 1))
+    primary.failures.extend([(503, {}, {"Retry-After": "0"})] * 1000)
+    pusher = OutboxPusher(box)
+    pusher.start()
+    time.sleep(0.4)
+    pusher.stop()
+    # backoff 0.05-0.1 s, 0.1-0.2 s, 0.2-0.4 s: at most 3 requests start within 0.4 s
+    assert 1 <= len(primary.requests) <= 3
+    box.close()
 
 
 def test_retry_after_as_an_http_date_is_honoured(outbox: Outbox, primary: Any, clock: Any) -> None:
