@@ -16,6 +16,7 @@ from typer.exceptions import TyperException
 
 from nettrace import __version__
 from nettrace.cli import audit, backtest, cluster, data, db, hardstop, rules, serve, tokens, why
+from nettrace.cli import handoff as handoff_cmd
 from nettrace.cli import run as run_cmd
 from nettrace.cli.context import CliError, CliState, state
 from nettrace.config.settings import CONFIG_ENV_VAR, SettingsError
@@ -40,6 +41,7 @@ app.add_typer(data.app, name="data")
 app.add_typer(tokens.app, name="tokens")
 app.add_typer(cluster.app, name="cluster")
 app.add_typer(hardstop.app, name="hardstop")
+app.add_typer(handoff_cmd.app, name="handoff")
 app.command()(serve.serve)
 app.command()(rules.rules)
 app.command()(backtest.backtest)

@@ -48,6 +48,9 @@ ENV_PREFIX = "NETTRACE_"
 CONFIG_ENV_VAR = "NETTRACE_CONFIG"
 _DEFAULTS = RiskLimits()
 _REGION_CODE = re.compile(r"[a-z]{3}")
+#: The seed's HANDOFF.md in the checkout (``agents/HANDOFF.md``), relative to the working
+#: directory the process starts in.
+DEFAULT_HANDOFF_PATH = Path("agents") / "HANDOFF.md"
 
 
 class SettingsError(Exception):
@@ -98,7 +101,14 @@ class Settings(BaseSettings):
         "paper", description="Paper trading unless live is asked for explicitly."
     )
     handoff_path: Path | None = Field(
-        None, description="A HANDOFF.md whose HARDSTOP line halts trading."
+        DEFAULT_HANDOFF_PATH,
+        validate_default=True,
+        description=(
+            "The operator's HANDOFF.md (`nettrace handoff`); a HARDSTOP line in it halts "
+            "trading. A relative path is taken from the working directory at start (default: "
+            "the checkout's agents/HANDOFF.md); a missing file says nothing, an unreadable one "
+            "halts; empty: none."
+        ),
     )
     hardstop_action: Literal["halt", "flatten"] = Field(
         "halt",
@@ -195,6 +205,17 @@ class Settings(BaseSettings):
             if not _REGION_CODE.fullmatch(value):
                 raise ValueError("must be a three-letter region code such as ewr, lhr, nrt or sin")
         return value
+
+    @field_validator("handoff_path", mode="before")
+    @classmethod
+    def _no_handoff(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("handoff_path")
+    @classmethod
+    def _absolute_handoff(cls, value: Path | None) -> Path | None:
+        # Resolved once, at start: a later chdir must not move the kill switch.
+        return None if value is None else Path.cwd() / value.expanduser()
 
     @field_validator("api_rate_limit")
     @classmethod

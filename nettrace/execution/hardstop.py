@@ -177,6 +177,16 @@ def handoff_says_hardstop(path: Path | None) -> str | None:
         text = raw.decode("utf-8-sig")  # an editor's byte-order mark must not hide line 1
     except UnicodeDecodeError as exc:
         return _unreadable(path, exc)
+    return hardstop_line(text)
+
+
+def hardstop_line(text: str) -> str | None:
+    """The first line of ``text`` that starts with ``HARDSTOP`` (leading blanks ignored), stripped.
+
+    The one parser of the HANDOFF.md kill switch: lines are split as ``str.splitlines`` does
+    (``\\r``, form feeds and Unicode line separators end a line too), which is why
+    ``nettrace handoff add`` refuses such characters in an entry.
+    """
     for line in text.splitlines():
         stripped = line.strip()
         if stripped.startswith("HARDSTOP"):
