@@ -1,7 +1,8 @@
 """``nettrace hardstop``: show, raise and clear the HARDSTOP latch (DESIGN §3).
 
-Only the operator clears HARDSTOP, and clearing restarts trading, so ``clear`` asks for
-confirmation unless ``--yes`` is given, and says what it cleared.
+Only the operator clears HARDSTOP, and clearing restarts trading, so ``clear`` needs the
+operator token (``NETTRACE_OPERATOR_TOKEN``, as the API's clear endpoint does), checked the way
+the API checks it, then asks for confirmation unless ``--yes`` is given, and says what it cleared.
 """
 
 from __future__ import annotations
@@ -20,6 +21,23 @@ from nettrace.store.hardstop import HardstopLatch
 app = typer.Typer(help="Show, raise and clear the HARDSTOP trading halt.", no_args_is_help=True)
 
 OPERATOR = "operator"
+OPERATOR_TOKEN_ENV = "NETTRACE_OPERATOR_TOKEN"  # noqa: S105 - the variable's name, not a secret
+
+
+def _require_operator(ctx: typer.Context) -> None:
+    """Refuse (one line, exit 2) unless the caller holds the operator token.
+
+    The token is a secret, so it comes only from the environment (``NETTRACE_OPERATOR_TOKEN``,
+    the variable the API's clear endpoint checks) and is checked with the API's own check.
+    """
+    settings = state(ctx).settings
+    if settings.operator_token is None:
+        raise CliError(
+            f"clearing HARDSTOP needs the operator token: set {OPERATOR_TOKEN_ENV} "
+            "(only the operator may clear HARDSTOP)"
+        )
+    if not settings.is_operator_token(settings.operator_token.get_secret_value().strip()):
+        raise CliError(f"not cleared: {OPERATOR_TOKEN_ENV} is blank")
 
 
 @contextmanager
@@ -111,7 +129,8 @@ def clear(
     reason: Annotated[str, typer.Option(help="Why it is safe to trade again (kept in the log).")],
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
 ) -> None:
-    """Clear HARDSTOP (operator only): trading may resume."""
+    """Clear HARDSTOP (operator only: needs NETTRACE_OPERATOR_TOKEN): trading may resume."""
+    _require_operator(ctx)
     with _latch(ctx) as latch:
         current = latch.state()
         if not current.active:

@@ -62,14 +62,33 @@ def root(
             dir_okay=False,
         ),
     ] = None,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            help="Print the NetTrace version and exit.",
+            is_eager=True,
+            callback=lambda value: _print_version() if value else None,
+        ),
+    ] = False,
 ) -> None:
     ctx.obj = CliState(config_file=config)
 
 
+def _print_version() -> None:
+    typer.echo(version_line())
+    raise typer.Exit()
+
+
+def version_line() -> str:
+    """What ``nettrace --version`` and ``nettrace version`` print."""
+    return f"nettrace {__version__}"
+
+
 @app.command()
 def version() -> None:
-    """Print the NetTrace version."""
-    typer.echo(f"nettrace {__version__}")
+    """Print the NetTrace version (the same line as `nettrace --version`)."""
+    typer.echo(version_line())
 
 
 @config_app.command("show")
