@@ -36,9 +36,8 @@ from pathlib import Path
 from typing import Annotated, Any, Final
 
 import typer
-from rich.table import Table
 
-from nettrace.cli.context import CliError, CliState, state
+from nettrace.cli.context import CliError, CliState, CliTable, state
 
 STATE_VERSION: Final = 1
 DEFAULT_SCOUTS: Final = "lhr,nrt,sin"
@@ -526,7 +525,7 @@ def status(
         }
         typer.echo(json.dumps(payload, indent=2))
     else:
-        table = Table(title=f"Cluster at {cluster.primary_url} ({cluster.feed} feed)")
+        table = CliTable(title=f"Cluster at {cluster.primary_url} ({cluster.feed} feed)")
         for column in ("region", "role", "pid", "alive", "last heard", "stale", "fresh signals"):
             table.add_column(column)
         for row in rows:

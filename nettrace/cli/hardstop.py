@@ -13,9 +13,8 @@ from datetime import datetime
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from nettrace.cli.context import CliError, open_database, state
+from nettrace.cli.context import CliError, CliTable, open_database, state
 from nettrace.store.hardstop import HardstopLatch
 
 app = typer.Typer(help="Show, raise and clear the HARDSTOP trading halt.", no_args_is_help=True)
@@ -67,7 +66,7 @@ def status(
         out.print("[bold red]HARDSTOP ACTIVE[/]: trading is halted in every region.")
     else:
         out.print("[bold green]HARDSTOP inactive[/]: trading may run.")
-    table = Table(show_header=False)
+    table = CliTable(show_header=False)
     table.add_row("active", "yes" if current.active else "no")
     table.add_row("source", current.source or "-")
     table.add_row("reason", current.reason or "-")
@@ -83,7 +82,7 @@ def status(
         )
     out.print(table)
     if recent:
-        log = Table("id", "at", "action", "source", "reason", title="Last events")
+        log = CliTable("id", "at", "action", "source", "reason", title="Last events")
         for event in recent:
             log.add_row(str(event.id), _when(event.at), event.action, event.source, event.reason)
         out.print(log)

@@ -11,13 +11,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 from typer.exceptions import TyperException
 
 from nettrace import __version__
 from nettrace.cli import audit, backtest, cluster, data, db, hardstop, rules, serve, tokens, why
 from nettrace.cli import run as run_cmd
-from nettrace.cli.context import CliError, CliState, state
+from nettrace.cli.context import CliError, CliState, CliTable, state
 from nettrace.config.settings import CONFIG_ENV_VAR, SettingsError
 
 USAGE_ERROR = 2
@@ -97,7 +96,7 @@ def config_show(ctx: typer.Context) -> None:
     from nettrace.config.settings import env_name
 
     st = state(ctx)
-    table = Table(title="Settings in force")
+    table = CliTable(title="Settings in force")
     table.add_column("Setting")
     table.add_column("Variable")
     table.add_column("Value")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -58,3 +59,15 @@ def test_a_misspelled_variable_is_refused(env: dict[str, str]) -> None:
     stderr = _one_line_error(nettrace("rules", env={**env, "NETTRACE_MIN_CONFIDANCE": "0.9"}))
     assert "NETTRACE_MIN_CONFIDANCE" in stderr
     assert "did you mean NETTRACE_MIN_CONFIDENCE?" in stderr
+
+
+def test_piped_output_at_80_columns_shows_every_value_whole(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    data_dir = tmp_path / ("a-rather-long-folder-name-" * 3) / "home"
+    result = nettrace(
+        "config", "show", env={**env, "COLUMNS": "80", "NETTRACE_DATA_DIR": str(data_dir)}
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"sqlite:///{data_dir / 'nettrace.db'}" in result.stdout
+    assert "…" not in result.stdout
