@@ -12,10 +12,8 @@ import typer
 from rich.console import Console, OverflowMethod, RenderableType
 from rich.table import Table
 
-from nettrace.config.settings import Settings, load_settings
-from nettrace.observability.log import configure_logging
-
 if TYPE_CHECKING:
+    from nettrace.config.settings import Settings
     from nettrace.store.database import Database
 
 
@@ -72,6 +70,9 @@ class CliState:
     @property
     def settings(self) -> Settings:
         if self._settings is None:
+            from nettrace.config.settings import load_settings
+            from nettrace.observability.log import configure_logging
+
             self._settings = load_settings(self.config_file)
             configure_logging(
                 level=self._settings.log_level,

@@ -42,12 +42,15 @@ from nettrace.agents.agent_goals import (
     GoalThresholds,
 )
 from nettrace.agents.risk_controller import RiskLimits
+from nettrace.config.errors import SettingsError as SettingsError  # re-exported
 from nettrace.domain.fees import DEFAULT_MAKER_FEE, DEFAULT_TAKER_FEE, FeeSchedule
 
 ENV_PREFIX = "NETTRACE_"
 CONFIG_ENV_VAR = "NETTRACE_CONFIG"
 _DEFAULTS = RiskLimits()
 _REGION_CODE = re.compile(r"[a-z]{3}")
+
+DEFAULT_RATE_LIMIT = "200/second"
 
 #: The database backends NetTrace supports (SQLAlchemy backend names, any driver).
 SUPPORTED_DATABASES: tuple[str, ...] = ("sqlite", "postgresql")
@@ -73,10 +76,6 @@ EXTRA_ENV_PATTERNS: tuple[re.Pattern[str], ...] = (
     re.compile(r"NETTRACE_[A-Z0-9]+_API_KEY"),
     re.compile(r"NETTRACE_[A-Z0-9]+_SECRET"),
 )
-
-
-class SettingsError(Exception):
-    """An invalid setting, described in one line that names the setting and the bad value."""
 
 
 class ExchangeFees(BaseModel):
@@ -176,7 +175,7 @@ class Settings(BaseSettings):
         1000, ge=1, le=100_000, description="Most signals one push may carry."
     )
     api_rate_limit: str = Field(
-        "200/second",
+        DEFAULT_RATE_LIMIT,
         min_length=1,
         description="Per-region-token request limit (Flask-Limiter syntax, e.g. '200/second').",
     )
@@ -224,6 +223,8 @@ class Settings(BaseSettings):
     @field_validator("api_rate_limit")
     @classmethod
     def _valid_rate_limit(cls, value: str) -> str:
+        if value == DEFAULT_RATE_LIMIT:
+            return value  # valid, and checking it would import `limits` on every start
         from limits import parse_many
 
         try:
