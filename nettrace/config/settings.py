@@ -75,6 +75,9 @@ EXTRA_ENV_VARS: tuple[str, ...] = (
 EXTRA_ENV_PATTERNS: tuple[re.Pattern[str], ...] = (
     re.compile(r"NETTRACE_[A-Z0-9]+_API_KEY"),
     re.compile(r"NETTRACE_[A-Z0-9]+_SECRET"),
+    # Trade replay/export variables being added in parallel work (NETTRACE_TRADE_REPLAY, ...):
+    # list each one in EXTRA_ENV_VARS once it has landed, then drop this pattern.
+    re.compile(r"NETTRACE_TRADE_[A-Z0-9_]+"),
 )
 
 
