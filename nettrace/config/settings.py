@@ -384,7 +384,8 @@ def load_settings(
     try:
         return Settings(**file_values)
     except ValidationError as exc:
-        raise SettingsError(_redact(_describe(exc), _secrets_in(os.environ))) from None
+        secrets = _secrets_in(os.environ)
+        raise SettingsError(_redact(_describe(exc, secrets), secrets)) from None
 
 
 def known_env_vars() -> frozenset[str]:
@@ -426,8 +427,11 @@ def _secrets_in(environ: Mapping[str, str]) -> list[str]:
 
 
 def _redact(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with every secret value masked (a value that is a secret is masked whole by
+    ``_describe``; here, a secret shorter than 4 characters is left alone inside other words)."""
     for secret in sorted(secrets, key=len, reverse=True):
-        text = text.replace(secret, "**********")
+        if len(secret) >= 4:
+            text = text.replace(secret, "**********")
     return text
 
 
@@ -478,15 +482,18 @@ def _has_password(url: str) -> bool:
     return _password(url) is not None
 
 
-def _describe(exc: ValidationError) -> str:
+def _describe(exc: ValidationError, secrets: Iterable[str] = ()) -> str:
     """The first validation error as one line: setting, bad value (masked if secret), reason."""
     error = exc.errors()[0]
     loc = str(error["loc"][0]) if error["loc"] else "?"
     field = _field_for(loc)
+    value = error.get("input")
     shown = (
         "<hidden>"
         if field in SECRET_FIELDS or field == "database_url"
-        else repr(error.get("input"))
+        else "'**********'"
+        if isinstance(value, str) and value in set(secrets)
+        else repr(value)
     )
     reason = str(error["msg"]).removeprefix("Value error, ")
     # A nested setting (exchange_fees) names the entry too: NETTRACE_EXCHANGE_FEES.binance.maker
