@@ -20,13 +20,17 @@ from enum import StrEnum
 from functools import lru_cache
 from typing import Any, Protocol
 
-import structlog
-
 from nettrace.domain.fees import FeeSchedule
 from nettrace.domain.numbers import finite_float, strict_int
 from nettrace.domain.types import ExitReason, Regime, Side, parse_regime, parse_side
 
-_log = structlog.get_logger(__name__)
+
+def _log() -> Any:
+    """The module's logger, imported on first use: the rules load without structlog (~0.1 s)."""
+    import structlog
+
+    return structlog.get_logger(__name__)
+
 
 # --- The law -----------------------------------------------------------------------------------
 #: Lowest aggregated confidence (a fraction in [0, 1]) at which a signal-driven order may be placed.
@@ -324,7 +328,7 @@ class GoalValidator:
         try:
             refusals = tuple(self._refusals(proposal, effective))
         except Exception as exc:
-            _log.error("goal_validator_internal_error", error=repr(exc))
+            _log().error("goal_validator_internal_error", error=repr(exc))
             refusals = (Refusal(RefusalCode.INTERNAL_ERROR, f"validator error: {exc!r}"),)
         bound = None
         if not refusals:
@@ -346,7 +350,7 @@ class GoalValidator:
         try:
             self.recorder.record(decision)
         except Exception as exc:
-            _log.error("decision_not_recorded", decision_id=decision.decision_id, error=repr(exc))
+            _log().error("decision_not_recorded", decision_id=decision.decision_id, error=repr(exc))
             return replace(
                 decision,
                 approved=False,

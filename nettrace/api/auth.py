@@ -11,7 +11,6 @@ uses) and an unauthenticated request never costs a scout part of its budget.
 
 from __future__ import annotations
 
-import hmac
 from typing import Final
 
 from flask import g, request
@@ -76,10 +75,7 @@ def _bearer() -> str:
 
 
 def _is_operator(token: str) -> bool:
-    secret = api_state().settings.operator_token
-    if secret is None or not token:
-        return False
-    return hmac.compare_digest(token.encode(), secret.get_secret_value().encode())
+    return api_state().settings.is_operator_token(token)
 
 
 def _authenticate_operator(token: str) -> None:

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from nettrace.cli.context import open_database, state
+from nettrace.cli.context import CliTable, open_database, state
 from nettrace.domain.audit import AuditReport, Breach
 
 #: Exit code when the audit found at least one breach (0: clean; 2: could not run).
@@ -94,7 +94,7 @@ def breach_table(title: str, breaches: Sequence[Breach], limit: int | None = Non
     shown = breaches if limit is None else breaches[:limit]
     hidden = len(breaches) - len(shown)
     caption = f"... and {hidden} more" if hidden else None
-    table = Table(title=title, caption=caption)
+    table = CliTable(title=title, caption=caption)
     table.add_column("Kind", no_wrap=True)
     table.add_column("Subject")
     table.add_column("What happened")

@@ -40,7 +40,6 @@ from pathlib import Path
 from typing import Annotated, Any, Final
 
 import typer
-from rich.table import Table
 
 from nettrace.agents.primary_trader import (
     API_HOST_ENV,
@@ -48,7 +47,7 @@ from nettrace.agents.primary_trader import (
     TRADE_SYMBOL_ENV,
     read_plan,
 )
-from nettrace.cli.context import CliError, CliState, state
+from nettrace.cli.context import CliError, CliState, CliTable, state
 
 STATE_VERSION: Final = 1
 DEFAULT_SCOUTS: Final = "lhr,nrt,sin"
@@ -627,7 +626,7 @@ def status(
         }
         typer.echo(json.dumps(payload, indent=2))
     else:
-        table = Table(title=f"Cluster at {cluster.primary_url} ({cluster.feed} feed)")
+        table = CliTable(title=f"Cluster at {cluster.primary_url} ({cluster.feed} feed)")
         for column in ("region", "role", "pid", "alive", "last heard", "stale", "fresh signals"):
             table.add_column(column)
         for row in rows:

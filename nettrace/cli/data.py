@@ -16,7 +16,7 @@ import typer
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from nettrace.cli.context import CliError, state
+from nettrace.cli.context import CliError, CliTable, state
 from nettrace.market.candles import CandleKey, timeframe_ms
 from nettrace.market.store import CandleStore, write_parquet
 from nettrace.market.validation import CandleDataError
@@ -197,7 +197,7 @@ def list_(ctx: typer.Context) -> None:
             "`nettrace data import`."
         )
         return
-    table = Table(title=f"Candles in {store.root}")
+    table = CliTable(title=f"Candles in {store.root}")
     # The key columns never wrap, so a narrow terminal folds the dates, not the names.
     for name in ("Exchange", "Pair", "TF"):
         table.add_column(name, no_wrap=True)
@@ -369,7 +369,7 @@ def _when(ms: int | None) -> str:
 
 
 def _download_table(reports: list[DownloadReport]) -> Table:
-    table = Table(title="Download summary")
+    table = CliTable(title="Download summary")
     table.add_column("Pair")
     for name in ("New bars", "Already stored", "Total bars"):
         table.add_column(name, justify="right")

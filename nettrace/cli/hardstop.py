@@ -1,7 +1,8 @@
 """``nettrace hardstop``: show, raise and clear the HARDSTOP latch (DESIGN §3).
 
-Only the operator clears HARDSTOP, and clearing restarts trading, so ``clear`` asks for
-confirmation unless ``--yes`` is given, and says what it cleared.
+Only the operator clears HARDSTOP, and clearing restarts trading, so ``clear`` needs the
+operator token (``NETTRACE_OPERATOR_TOKEN``, as the API's clear endpoint does), checked the way
+the API checks it, then asks for confirmation unless ``--yes`` is given, and says what it cleared.
 """
 
 from __future__ import annotations
@@ -12,14 +13,30 @@ from datetime import datetime
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from nettrace.cli.context import CliError, open_database, state
+from nettrace.cli.context import CliError, CliTable, open_database, state
 from nettrace.store.hardstop import HardstopLatch
 
 app = typer.Typer(help="Show, raise and clear the HARDSTOP trading halt.", no_args_is_help=True)
 
 OPERATOR = "operator"
+OPERATOR_TOKEN_ENV = "NETTRACE_OPERATOR_TOKEN"  # noqa: S105 - the variable's name, not a secret
+
+
+def _require_operator(ctx: typer.Context) -> None:
+    """Refuse (one line, exit 2) unless the caller holds the operator token.
+
+    The token is a secret, so it comes only from the environment (``NETTRACE_OPERATOR_TOKEN``,
+    the variable the API's clear endpoint checks) and is checked with the API's own check.
+    """
+    settings = state(ctx).settings
+    if settings.operator_token is None:
+        raise CliError(
+            f"clearing HARDSTOP needs the operator token: set {OPERATOR_TOKEN_ENV} "
+            "(only the operator may clear HARDSTOP)"
+        )
+    if not settings.is_operator_token(settings.operator_token.get_secret_value().strip()):
+        raise CliError(f"not cleared: {OPERATOR_TOKEN_ENV} is blank")
 
 
 @contextmanager
@@ -49,7 +66,7 @@ def status(
         out.print("[bold red]HARDSTOP ACTIVE[/]: trading is halted in every region.")
     else:
         out.print("[bold green]HARDSTOP inactive[/]: trading may run.")
-    table = Table(show_header=False)
+    table = CliTable(show_header=False)
     table.add_row("active", "yes" if current.active else "no")
     table.add_row("source", current.source or "-")
     table.add_row("reason", current.reason or "-")
@@ -65,7 +82,7 @@ def status(
         )
     out.print(table)
     if recent:
-        log = Table("id", "at", "action", "source", "reason", title="Last events")
+        log = CliTable("id", "at", "action", "source", "reason", title="Last events")
         for event in recent:
             log.add_row(str(event.id), _when(event.at), event.action, event.source, event.reason)
         out.print(log)
@@ -111,7 +128,8 @@ def clear(
     reason: Annotated[str, typer.Option(help="Why it is safe to trade again (kept in the log).")],
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
 ) -> None:
-    """Clear HARDSTOP (operator only): trading may resume."""
+    """Clear HARDSTOP (operator only: needs NETTRACE_OPERATOR_TOKEN): trading may resume."""
+    _require_operator(ctx)
     with _latch(ctx) as latch:
         current = latch.state()
         if not current.active:

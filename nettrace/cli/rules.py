@@ -6,10 +6,9 @@ import json
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from nettrace.agents.agent_goals import HARDSTOP_DAILY_LOSS, LAW, RULES, required_entry_move
-from nettrace.cli.context import state
+from nettrace.cli.context import CliTable, state
 from nettrace.config.rules import RulesInForce
 
 
@@ -36,7 +35,7 @@ def rules(
         typer.echo(json.dumps(in_force.to_json(fees), indent=2))
         return
 
-    table = Table(title="The operator's rules (agent_goals)", show_lines=True)
+    table = CliTable(title="The operator's rules (agent_goals)", show_lines=True)
     table.add_column("#", justify="right")
     table.add_column("Rule", style="bold")
     table.add_column("How it is enforced")
@@ -44,7 +43,7 @@ def rules(
         table.add_row(str(rule.number), rule.name, rule.enforcement)
     st.out.print(table)
 
-    gate = Table(title="GoalValidator thresholds")
+    gate = CliTable(title="GoalValidator thresholds")
     gate.add_column("Threshold")
     gate.add_column("Law", justify="right")
     gate.add_column("In force", justify="right")
@@ -58,7 +57,7 @@ def rules(
     gate.add_row("min expected move (2 x maker + margin)", "", f"{hurdle:.2%}")
     st.out.print(gate)
 
-    risk = Table(title="Risk limits (risk_controller)")
+    risk = CliTable(title="Risk limits (risk_controller)")
     risk.add_column("Limit")
     risk.add_column("Value", justify="right")
     risk.add_row("max position", f"{limits.max_position_fraction:.0%} of equity")

@@ -20,9 +20,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from nettrace.cli.context import CliError, open_database, state
+from nettrace.cli.context import CliError, CliTable, open_database, state
 from nettrace.market.candles import CandleKey, Candles, timeframe_ms
 from nettrace.market.live import LiveCandles
 from nettrace.market.store import load_candles
@@ -636,7 +635,7 @@ def _summary(
 
 
 def _print_summary(out: Any, summary: dict[str, Any]) -> None:
-    table = Table(
+    table = CliTable(
         title=f"paper run: {summary['exchange']} {summary['pair']} {summary['timeframe']}"
     )
     table.add_column("what")

@@ -11,9 +11,8 @@ from contextlib import contextmanager
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from nettrace.cli.context import CliError, open_database, state
+from nettrace.cli.context import CliError, CliTable, open_database, state
 from nettrace.store.tokens import TokenStore
 
 app = typer.Typer(
@@ -87,7 +86,7 @@ def list_tokens(ctx: typer.Context) -> None:
     """Every token issued: id, region, label, fingerprint, created, revoked. Never the token."""
     with _tokens(ctx) as tokens:
         infos = tokens.list()
-    table = Table(title="API tokens")
+    table = CliTable(title="API tokens")
     for column in ("id", "region", "label", "fingerprint", "created", "revoked"):
         table.add_column(column)
     for info in infos:

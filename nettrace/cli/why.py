@@ -17,7 +17,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from nettrace.cli.context import CliError, open_database, state
+from nettrace.cli.context import CliError, CliTable, open_database, state
 from nettrace.domain.numbers import finite_float, strict_int
 from nettrace.store.decisions import DecisionStore
 from nettrace.store.models import DecisionRow, OrderRow
@@ -310,7 +310,7 @@ def _explain(
     context = _mapping(row.inputs.get("context"))
     votes = _mapping(context.get("votes"))
     if votes:
-        table = Table("generator", "vote", title="Per-generator votes")
+        table = CliTable("generator", "vote", title="Per-generator votes")
         for name, vote in sorted(votes.items()):
             table.add_row(escape(name), _number(vote, "+.4f"))
         out.print(table)
@@ -318,7 +318,7 @@ def _explain(
     heard_at = context.get("scouts_heard_at")
     if scouts:
         title = "Scout votes heard" + (f" at {escape(str(heard_at))}" if heard_at else "")
-        table = Table("region", "generator", "exchange", "side", "strength", "age", title=title)
+        table = CliTable("region", "generator", "exchange", "side", "strength", "age", title=title)
         for scout in scouts:
             age = finite_float(scout.get("age_s"))
             table.add_row(
@@ -338,7 +338,7 @@ def _explain(
         if key not in ("votes", "scouts", "scouts_heard_at")
     }
     if extra:
-        table = Table(show_header=False, title="What the caller saw")
+        table = CliTable(show_header=False, title="What the caller saw")
         for key, value in sorted(extra.items()):
             shown = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
             table.add_row(escape(key), escape(shown))
@@ -355,7 +355,7 @@ def _inputs_table(row: DecisionRow, *, gate: bool = True) -> Table:
     """The proposal against the thresholds; ``gate`` False marks rule 3's gate as not applied."""
     inputs, thresholds, fees = row.inputs, row.thresholds, row.fees
     verdict = _verdict if gate else (lambda _ok: "[dim]n/a[/]")
-    table = Table("input", "value", "needed", "", title="Inputs against the thresholds in force")
+    table = CliTable("input", "value", "needed", "", title="Inputs against the thresholds in force")
 
     confidence = finite_float(inputs.get("confidence"))
     min_conf = finite_float(thresholds.get("min_confidence"))
@@ -436,7 +436,7 @@ def _inputs_table(row: DecisionRow, *, gate: bool = True) -> Table:
 
 
 def _orders_table(orders: list[OrderRow]) -> Table:
-    table = Table(
+    table = CliTable(
         "client id", "type", "side", "price", "amount", "state", "filled", title="Orders placed"
     )
     for order in orders:
@@ -456,7 +456,7 @@ def _orders_table(orders: list[OrderRow]) -> Table:
 def _summary_table(
     symbol: str, moment: datetime, rows: list[DecisionRow], orders: dict[str, list[OrderRow]]
 ) -> Table:
-    table = Table(
+    table = CliTable(
         "decided at",
         "region",
         "side",

@@ -11,10 +11,12 @@ setting looser than the law is an invalid setting, not a silent override.
 
 from __future__ import annotations
 
+import difflib
+import hmac
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -32,8 +34,6 @@ from pydantic_settings import (
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
 
 from nettrace.agents.agent_goals import (
     DEFAULT_ENTRY_MARGIN,
@@ -42,6 +42,7 @@ from nettrace.agents.agent_goals import (
     GoalThresholds,
 )
 from nettrace.agents.risk_controller import RiskLimits
+from nettrace.config.errors import SettingsError as SettingsError  # re-exported
 from nettrace.domain.fees import DEFAULT_MAKER_FEE, DEFAULT_TAKER_FEE, FeeSchedule
 
 ENV_PREFIX = "NETTRACE_"
@@ -52,9 +53,38 @@ _REGION_CODE = re.compile(r"[a-z]{3}")
 #: directory the process starts in.
 DEFAULT_HANDOFF_PATH = Path("agents") / "HANDOFF.md"
 
+DEFAULT_RATE_LIMIT = "200/second"
 
-class SettingsError(Exception):
-    """An invalid setting, described in one line that names the setting and the bad value."""
+#: The database backends NetTrace supports (SQLAlchemy backend names, any driver).
+SUPPORTED_DATABASES: tuple[str, ...] = ("sqlite", "postgresql")
+
+#: NETTRACE_* variables that are read outside ``Settings`` (by the module named beside each).
+#: ``load_settings`` refuses any other NETTRACE_* name that is not a setting, so a misspelled
+#: variable is an error instead of being silently ignored. Adding a variable read elsewhere?
+#: Add its name here (``tests/unit/config/test_env_registry.py`` checks the source for strays).
+EXTRA_ENV_VARS: tuple[str, ...] = (
+    "NETTRACE_CONFIG",  # this module: the TOML settings file
+    "NETTRACE_REGIONS_FILE",  # config/regions.py
+    "NETTRACE_SCOUT_FEED",  # market/replay.py
+    "NETTRACE_REPLAY_SPEED",  # market/replay.py
+    "NETTRACE_REPLAY_ANCHOR",  # market/replay.py
+    "NETTRACE_SHARED_DATA",  # market/shared_data.py: the candle data folder
+    "NETTRACE_PAPER_KILL_AFTER_ORDERS",  # cli/run.py (crash-test hook)
+    "NETTRACE_TEST_DATABASE_URL",  # tests/conftest.py: PostgreSQL for the tests
+    "NETTRACE_BENCH_DATABASE_URL",  # benchmarks/
+    "NETTRACE_API_HOST",  # agents/primary_trader.py: where the primary's API listens
+    "NETTRACE_API_PORT",  # agents/primary_trader.py
+    "NETTRACE_TRADE_SYMBOL",  # agents/primary_trader.py: the pair the primary trades
+    "NETTRACE_TRADE_FEED",  # agents/primary_trader.py: replay[:DIR] (or live: not trading)
+    "NETTRACE_TRADE_CASH",  # agents/primary_trader.py: a new paper account's cash
+    "NETTRACE_READ_TOKEN",  # cli/run.py: --scouts-url's bearer token
+)
+#: Patterns of NETTRACE_* names read outside ``Settings``: live exchange keys
+#: ``NETTRACE_<EXCHANGE>_API_KEY`` / ``NETTRACE_<EXCHANGE>_SECRET`` (cli/run.py).
+EXTRA_ENV_PATTERNS: tuple[re.Pattern[str], ...] = (
+    re.compile(r"NETTRACE_[A-Z0-9]+_API_KEY"),
+    re.compile(r"NETTRACE_[A-Z0-9]+_SECRET"),
+)
 
 
 class ExchangeFees(BaseModel):
@@ -161,7 +191,7 @@ class Settings(BaseSettings):
         1000, ge=1, le=100_000, description="Most signals one push may carry."
     )
     api_rate_limit: str = Field(
-        "200/second",
+        DEFAULT_RATE_LIMIT,
         min_length=1,
         description="Per-region-token request limit (Flask-Limiter syntax, e.g. '200/second').",
     )
@@ -220,6 +250,8 @@ class Settings(BaseSettings):
     @field_validator("api_rate_limit")
     @classmethod
     def _valid_rate_limit(cls, value: str) -> str:
+        if value == DEFAULT_RATE_LIMIT:
+            return value  # valid, and checking it would import `limits` on every start
         from limits import parse_many
 
         try:
@@ -235,10 +267,19 @@ class Settings(BaseSettings):
     def _valid_database_url(cls, value: SecretStr | None) -> SecretStr | None:
         if value is None:
             return None
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
         try:
-            make_url(value.get_secret_value())
+            url = make_url(value.get_secret_value())
         except ArgumentError:
             raise ValueError("not a valid SQLAlchemy database URL") from None
+        if url.get_backend_name() not in SUPPORTED_DATABASES:
+            shown = url.render_as_string(hide_password=True)
+            raise ValueError(
+                f"unsupported database {shown!r}: the scheme must be one of "
+                f"{', '.join(SUPPORTED_DATABASES)} (e.g. postgresql://user@127.0.0.1:5432/db)"
+            )
         return value
 
     @classmethod
@@ -267,6 +308,10 @@ class Settings(BaseSettings):
 
     def database_display(self) -> str:
         """The database URL with any password masked, safe to print and log."""
+        if self.database_url is None:
+            return self.resolved_database_url()  # the default SQLite file: no password
+        from sqlalchemy.engine import make_url
+
         return make_url(self.resolved_database_url()).render_as_string(hide_password=True)
 
     def fees(self, exchange: str | None = None) -> FeeSchedule:
@@ -296,6 +341,15 @@ class Settings(BaseSettings):
             entry_ttl_bars=self.entry_ttl_bars,
         )
 
+    def is_operator_token(self, token: str) -> bool:
+        """Is ``token`` the configured operator token? Constant time; False when none is set.
+
+        The one check for the operator, used by the API (bearer token) and the CLI.
+        """
+        if self.operator_token is None or not token:
+            return False
+        return hmac.compare_digest(token.encode(), self.operator_token.get_secret_value().encode())
+
     def secret_values(self) -> list[str]:
         """Every secret's plain value (and the database password), for log redaction."""
         values = [
@@ -308,9 +362,10 @@ class Settings(BaseSettings):
             )
             if secret is not None
         ]
-        password = make_url(self.resolved_database_url()).password
-        if password:
-            values.append(str(password))
+        if self.database_url is not None:
+            password = _password(self.database_url.get_secret_value())
+            if password:
+                values.append(password)
         return [value for value in values if value]
 
     def safe_dump(self) -> dict[str, Any]:
@@ -346,13 +401,75 @@ def load_settings(
     finding that variable in tests; the settings themselves always come from ``os.environ``.
     """
     environ = os.environ if env is None else env
+    _refuse_unknown_variables(environ)
     if config_file is None and environ.get(CONFIG_ENV_VAR):
         config_file = Path(environ[CONFIG_ENV_VAR])
     file_values = _read_config_file(config_file) if config_file is not None else {}
     try:
         return Settings(**file_values)
     except ValidationError as exc:
-        raise SettingsError(_describe(exc)) from None
+        secrets = _secrets_in(os.environ)
+        raise SettingsError(_redact(_describe(exc, secrets), secrets)) from None
+
+
+def known_env_vars() -> frozenset[str]:
+    """Every NETTRACE_* (and deployment) variable name that NetTrace reads, upper case."""
+    names = {f"{ENV_PREFIX}{name.upper()}" for name in Settings.model_fields}
+    for info in Settings.model_fields.values():
+        if isinstance(info.validation_alias, AliasChoices):
+            names.update(str(choice).upper() for choice in info.validation_alias.choices)
+    names.update(EXTRA_ENV_VARS)
+    return frozenset(names)
+
+
+def is_known_env_var(name: str) -> bool:
+    upper = name.upper()
+    return upper in known_env_vars() or any(p.fullmatch(upper) for p in EXTRA_ENV_PATTERNS)
+
+
+def _refuse_unknown_variables(environ: Mapping[str, str]) -> None:
+    known = known_env_vars()
+    for name in sorted(environ):
+        if name.upper().startswith(ENV_PREFIX) and not is_known_env_var(name):
+            raise SettingsError(
+                f"unknown environment variable {name}{_did_you_mean(name.upper(), known)}"
+            )
+
+
+def _did_you_mean(name: str, known: Iterable[str]) -> str:
+    """`` (did you mean X?)`` for the closest known name, else ``""``."""
+    close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+def _secrets_in(environ: Mapping[str, str]) -> list[str]:
+    """The secret values the environment holds (and the database password), for redaction."""
+    values = [environ.get(env_name(name), "") for name in sorted(SECRET_FIELDS)]
+    for var in ("DATABASE_URL", "NETTRACE_DATABASE_URL"):
+        values.append(_password(environ.get(var, "")) or "")
+    return [value for value in values if value]
+
+
+def _redact(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with every secret value masked (a value that is a secret is masked whole by
+    ``_describe``; here, a secret shorter than 4 characters is left alone inside other words)."""
+    for secret in sorted(secrets, key=len, reverse=True):
+        if len(secret) >= 4:
+            text = text.replace(secret, "**********")
+    return text
+
+
+def _password(url: str) -> str | None:
+    if not url:
+        return None
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        password = make_url(url).password
+    except ArgumentError:
+        return None
+    return str(password) if password else None
 
 
 def _read_config_file(path: Path) -> dict[str, Any]:
@@ -367,10 +484,10 @@ def _read_config_file(path: Path) -> dict[str, Any]:
         raise SettingsError(f"config file {str(path)!r}: [nettrace] must be a table")
     unknown = sorted(set(table) - set(Settings.model_fields))
     if unknown:
-        raise SettingsError(
-            f"config file {str(path)!r}: unknown setting {unknown[0]!r} "
-            f"(known: see `nettrace config show`)"
+        hint = _did_you_mean(unknown[0], Settings.model_fields) or (
+            " (known: see `nettrace config show`)"
         )
+        raise SettingsError(f"config file {str(path)!r}: unknown setting {unknown[0]!r}{hint}")
     for name in sorted(SECRET_FIELDS & set(table)):
         raise SettingsError(
             f"config file {str(path)!r}: {name} is a secret and must come from the "
@@ -386,21 +503,21 @@ def _read_config_file(path: Path) -> dict[str, Any]:
 
 
 def _has_password(url: str) -> bool:
-    try:
-        return make_url(url).password is not None
-    except ArgumentError:
-        return False
+    return _password(url) is not None
 
 
-def _describe(exc: ValidationError) -> str:
+def _describe(exc: ValidationError, secrets: Iterable[str] = ()) -> str:
     """The first validation error as one line: setting, bad value (masked if secret), reason."""
     error = exc.errors()[0]
     loc = str(error["loc"][0]) if error["loc"] else "?"
     field = _field_for(loc)
+    value = error.get("input")
     shown = (
         "<hidden>"
         if field in SECRET_FIELDS or field == "database_url"
-        else repr(error.get("input"))
+        else "'**********'"
+        if isinstance(value, str) and value in set(secrets)
+        else repr(value)
     )
     reason = str(error["msg"]).removeprefix("Value error, ")
     # A nested setting (exchange_fees) names the entry too: NETTRACE_EXCHANGE_FEES.binance.maker

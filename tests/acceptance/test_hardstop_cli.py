@@ -42,6 +42,13 @@ def test_raise_status_clear_round_trip(migrated_env: dict[str, str]) -> None:
     assert "exchange incident" in status.stdout
     assert "operator" in status.stdout
 
+    no_token = nettrace("hardstop", "clear", "--reason", "ok", "--yes", env=env)
+    assert no_token.returncode == 2
+    assert no_token.stderr.strip().count("\n") == 0
+    assert "NETTRACE_OPERATOR_TOKEN" in no_token.stderr
+    assert "HARDSTOP ACTIVE" in nettrace("hardstop", "status", env=env).stdout
+
+    env = {**env, "NETTRACE_OPERATOR_TOKEN": "operator-token-1a2b"}
     refused = nettrace("hardstop", "clear", "--reason", "ok", env=env, stdin="n\n")
     assert refused.returncode == 2
     assert "not cleared" in refused.stderr

@@ -180,3 +180,72 @@ def test_a_bad_exchange_fee_names_the_exchange_and_rate(monkeypatch: pytest.Monk
     with pytest.raises(SettingsError) as caught:
         load_settings()
     assert "NETTRACE_EXCHANGE_FEES.binance.maker = 2" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("variable", "secret"),
+    [
+        ("NETTRACE_OPERATOR_TOKEN", "op-token-redact-7a7a"),
+        ("NETTRACE_EXCHANGE_API_SECRET", "ex-secret-redact-8b8b"),
+        ("NETTRACE_SCOUT_TOKEN", "scout-token-redact-9c9c"),
+    ],
+)
+def test_an_invalid_setting_holding_a_secret_value_does_not_echo_it(
+    monkeypatch: pytest.MonkeyPatch, variable: str, secret: str
+) -> None:
+    monkeypatch.setenv(variable, secret)
+    monkeypatch.setenv("NETTRACE_API_RATE_LIMIT", secret)
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    message = str(caught.value)
+    assert message.startswith("invalid setting NETTRACE_API_RATE_LIMIT = '**********': ")
+    assert secret not in message
+
+
+def test_an_invalid_setting_holding_the_database_password_does_not_echo_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgresql://u:db-pass-5d5d@127.0.0.1/db")
+    monkeypatch.setenv("NETTRACE_MODE", "db-pass-5d5d")
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert "db-pass-5d5d" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("mysql://app:hunter2-pw@127.0.0.1/app", "mysql://app:***@127.0.0.1/app"),
+        ("notadb://", "notadb://"),
+    ],
+)
+def test_an_unsupported_database_is_one_line_naming_it_without_its_password(
+    monkeypatch: pytest.MonkeyPatch, url: str, shown: str
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", url)
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    message = str(caught.value)
+    assert "\n" not in message
+    assert shown in message
+    assert "sqlite, postgresql" in message
+    assert "hunter2-pw" not in message
+
+
+def test_postgresql_with_a_driver_is_supported(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgresql+psycopg://u@127.0.0.1/db")
+    assert load_settings().database_display() == "postgresql+psycopg://u@127.0.0.1/db"
+
+
+def test_a_misspelled_config_key_gets_the_closest_name(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match=r"unknown setting 'min_confidance' \(did you mean"):
+        load_settings(_toml(tmp_path, "min_confidance = 0.9\n"))
+
+
+def test_the_operator_token_check_is_exact(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert not load_settings().is_operator_token("anything")
+    monkeypatch.setenv("NETTRACE_OPERATOR_TOKEN", "op-1")
+    settings = load_settings()
+    assert settings.is_operator_token("op-1")
+    assert not settings.is_operator_token("op-2")
+    assert not settings.is_operator_token("")
