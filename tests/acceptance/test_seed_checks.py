@@ -48,7 +48,8 @@ def test_the_goal_validator_seed_check_from_the_root(env: dict[str, str]) -> Non
 def test_the_runner_seed_check_from_the_root(env: dict[str, str]) -> None:
     done = _python(SEED_RUNNER, {**env, "FLY_REGION": "ewr"}, ROOT)
     assert done.returncode == 0, done.stderr
-    assert done.stdout == "ewr ['sniper', 'meta_engine', 'advanced_team', 'capital_allocator']\n"
+    agents = "['api', 'sniper', 'meta_engine', 'advanced_team', 'capital_allocator']"
+    assert done.stdout == f"ewr {agents}\n"
 
 
 def test_the_root_modules_are_the_package_modules(env: dict[str, str]) -> None:

@@ -4,10 +4,13 @@ read as a HARDSTOP line by the watcher that reads the same file (DESIGN §3)."""
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
+import structlog
 
 from nettrace.cli.main import main
 from nettrace.config.growth_plan import GrowthBatchConfig, GrowthPlanError, load_growth_plan
@@ -26,6 +29,18 @@ LINE_BREAKS = ["\n", "\r", "\r\n", "\v", "\f", "\x1c", "\x1d", "\x1e", "\x85", "
 
 def entry(**changes: str) -> HandoffEntry:
     return HandoffEntry.create(day=DAY, **{"agent": "sniper", **FIELDS, **changes})
+
+
+@pytest.fixture(autouse=True)
+def _logging_left_as_found() -> Iterator[None]:
+    """``main()`` configures logging onto this test's captured stderr, which pytest closes
+    afterwards: put structlog and the root handlers back, or a later test's log line fails."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    structlog.reset_defaults()
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 @pytest.fixture(autouse=True)
